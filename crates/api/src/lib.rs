@@ -1,0 +1,10 @@
+//! The HTTP service: routes, middleware, start-up. `main.rs` is only the
+//! command line around it; tests drive [`startup::Application`] directly.
+
+pub mod error;
+pub mod healthcheck;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod startup;
+pub mod state;

@@ -1,0 +1,118 @@
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use api::startup::Application;
+use shared_core::config::vars::{self, ReadBy};
+use shared_core::config::Loaded;
+use shared_core::db::{Db, migrate};
+use shared_core::{Settings, telemetry};
+
+/// The HTTP api of the stack: users, items, jobs, wire-compatible with the FastAPI template.
+#[derive(Parser)]
+#[command(name = "api", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate (unless MIGRATE_ON_START=false), then serve HTTP (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Exit 0 when the api on LISTEN_ADDR answers /healthz, 1 otherwise.
+    Healthcheck,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the effective configuration (secrets redacted); exit 1 when invalid.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let command = Cli::command().after_help(vars::help_text(ReadBy::Api));
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit());
+
+    let loaded = match Settings::from_env() {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(loaded).await,
+            Command::Migrate => run_migrations(loaded).await,
+            Command::Config { action: ConfigAction::Check } => {
+                print_config(&loaded);
+                Ok(())
+            }
+            Command::Healthcheck => {
+                if api::healthcheck::probe(loaded.settings.http.listen_addr).await {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("unhealthy"))
+                }
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "exiting");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(loaded: &Loaded) {
+    telemetry::init(&loaded.settings.log_level, loaded.settings.log_format);
+    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+}
+
+async fn serve(loaded: Loaded) -> anyhow::Result<()> {
+    init_logging(&loaded);
+    let app = Application::build(loaded.settings).await?;
+    tracing::info!(
+        address = %app.address(),
+        metrics = %app.metrics_address(),
+        backend = app.state().db.backend().as_str(),
+        "listening"
+    );
+    app.run_until(shared_core::shutdown::signal()).await?;
+    Ok(())
+}
+
+async fn run_migrations(loaded: Loaded) -> anyhow::Result<()> {
+    init_logging(&loaded);
+    let db = Db::connect(&loaded.settings.database).await?;
+    migrate::run(&db).await?;
+    let status = migrate::status(&db).await?;
+    tracing::info!(pending = status.pending.len(), "migrations applied");
+    db.close().await;
+    Ok(())
+}
+
+fn print_config(loaded: &Loaded) {
+    println!("configuration is valid");
+    for (name, value) in loaded.settings.effective() {
+        println!("  {name:<33} {value}");
+    }
+    for warning in &loaded.warnings {
+        println!("warning: {warning}");
+    }
+}

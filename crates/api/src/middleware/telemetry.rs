@@ -1,0 +1,58 @@
+//! One span per request (method, route template, request id, status,
+//! latency), a closing log line, and the request metrics, all keyed by the
+//! route template so `/items/{id}` is one series, not one per id.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::request_id::RequestId;
+
+/// Requests that matched no route share one label, so scanners cannot blow
+/// up the number of series.
+const UNMATCHED: &str = "unmatched";
+
+pub async fn observe(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED, |p| p.as_str()).to_owned();
+    let request_id = request.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()).unwrap_or_default();
+    let span = tracing::info_span!("request", method = %method, route = %route, request_id = %request_id, status = Empty, latency_ms = Empty);
+
+    let started = Instant::now();
+    let in_flight = InFlight::enter();
+    let response = next.run(request).instrument(span.clone()).await;
+    drop(in_flight);
+    let latency = started.elapsed();
+
+    let status = response.status().as_u16();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    span.record("status", status);
+    span.record("latency_ms", latency_ms);
+    span.in_scope(|| tracing::info!("request finished"));
+
+    let labels = [("method", method), ("route", route), ("status", status.to_string())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+    response
+}
+
+/// The in-flight gauge goes back down even when the client disconnects and
+/// the request future is dropped half-way.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        metrics::gauge!("http_requests_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+    }
+}

@@ -1,0 +1,411 @@
+//! One typed settings struct, read once at start from the environment (and
+//! `./.env`), validated as a whole.
+
+mod reader;
+mod secret;
+pub mod vars;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use rand::distr::{Alphanumeric, SampleString};
+
+use reader::Reader;
+pub use secret::{Secret, redact_url, url_password};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Staging,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub pool_size: u32,
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen_addr: SocketAddr,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub trusted_proxies: Vec<IpNet>,
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub starttls: bool,
+    pub ssl: bool,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub from_email: String,
+    pub from_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub per_minute: u32,
+    pub login_per_minute: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub concurrency: usize,
+    pub scan_interval: Duration,
+    pub job_retention: Duration,
+    pub backup_dir: PathBuf,
+    pub backup_keep: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub project_name: String,
+    pub secret_key: Secret,
+    pub access_token_expire: Duration,
+    pub email_reset_token_expire: Duration,
+    pub frontend_host: String,
+    pub database: DatabaseSettings,
+    pub redis_url: Option<Secret>,
+    pub redis_key_prefix: String,
+    pub http: HttpSettings,
+    pub metrics_addr: SocketAddr,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub migrate_on_start: bool,
+    pub shutdown_grace: Duration,
+    pub first_superuser: String,
+    pub first_superuser_password: Secret,
+    /// `None` when email is off (SMTP_HOST or EMAILS_FROM_EMAIL unset).
+    pub smtp: Option<SmtpSettings>,
+    pub email_test_user: String,
+    pub rate_limit: RateLimitSettings,
+    pub worker: WorkerSettings,
+}
+
+/// One thing wrong with the configuration, naming the variable to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub var: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  {}: {}", p.var, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Settings plus what start-up should warn about once logging is up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub warnings: Vec<String>,
+}
+
+const CHANGETHIS: &str = "changethis";
+const MIN_SECRET_KEY_BYTES: usize = 32;
+
+impl Settings {
+    /// Reads the process environment, after loading `./.env` if there is one
+    /// (real environment variables win over the file).
+    pub fn from_env() -> Result<Loaded, ConfigError> {
+        let dotenv = match dotenvy::dotenv() {
+            Ok(_) => Ok(()),
+            Err(err) if err.not_found() => Ok(()),
+            Err(err) => Err(ConfigError {
+                problems: vec![ConfigProblem { var: ".env".into(), message: format!("cannot be read: {err}") }],
+            }),
+        };
+        dotenv?;
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    pub fn from_map(env: &HashMap<String, String>) -> Result<Loaded, ConfigError> {
+        let mut r = Reader::new(env);
+
+        let environment = read_environment(&mut r);
+        let local = environment == Environment::Local;
+        let project_name = r.string("PROJECT_NAME", "Full Stack FastAPI Project");
+
+        let secret_key = match r.secret("SECRET_KEY") {
+            Some(key) => key,
+            None if local => {
+                r.warnings.push(
+                    "SECRET_KEY is unset: using a random key, so tokens die with this process; set SECRET_KEY to keep them".into(),
+                );
+                Secret::new(Alphanumeric.sample_string(&mut rand::rng(), 64))
+            }
+            None => {
+                r.problem("SECRET_KEY", "is required outside local; set it to a random string of 32 bytes or more (e.g. `openssl rand -hex 32`)");
+                Secret::new(String::new())
+            }
+        };
+
+        let database_url = read_database_url(&mut r);
+        let database = DatabaseSettings {
+            url: database_url,
+            pool_size: r.positive("DATABASE_POOL_SIZE", 10).min(u64::from(u32::MAX)) as u32,
+            acquire_timeout: Duration::from_secs(r.positive("DATABASE_ACQUIRE_TIMEOUT_SECONDS", 5)),
+        };
+
+        let frontend_host = r.string("FRONTEND_HOST", "http://localhost:5173").trim_end_matches('/').to_owned();
+        let mut cors_origins = vec![frontend_host.clone()];
+        for origin in r.list("BACKEND_CORS_ORIGINS") {
+            let origin = origin.trim_end_matches('/').to_owned();
+            if origin == "*" {
+                r.problem("BACKEND_CORS_ORIGINS", "`*` is not allowed because CORS requests carry credentials; list the origins");
+            } else if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                r.problem("BACKEND_CORS_ORIGINS", format!("`{origin}` is not an origin; write it as https://host[:port]"));
+            } else if !cors_origins.contains(&origin) {
+                cors_origins.push(origin);
+            }
+        }
+
+        let trusted_proxies = r
+            .list("TRUSTED_PROXIES")
+            .into_iter()
+            .filter_map(|entry| {
+                let parsed = entry.parse::<IpNet>().or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from));
+                if parsed.is_err() {
+                    r.problem("TRUSTED_PROXIES", format!("`{entry}` is not an IP address or CIDR range"));
+                }
+                parsed.ok()
+            })
+            .collect();
+
+        let http = HttpSettings {
+            listen_addr: r.parse("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8000)), "an address like 0.0.0.0:8000"),
+            request_timeout: Duration::from_secs(r.positive("REQUEST_TIMEOUT_SECONDS", 30)),
+            max_body_bytes: r.positive("MAX_BODY_BYTES", 1024 * 1024) as usize,
+            trusted_proxies,
+            cors_origins,
+        };
+        let metrics_addr = r.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)), "an address like 127.0.0.1:9100");
+
+        let log_level = r.string("LOG_LEVEL", "info");
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            r.problem("LOG_LEVEL", format!("`{log_level}` is not a tracing filter; use e.g. info or info,sqlx=warn"));
+        }
+        let log_format = match r.optional("LOG_FORMAT").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None if local => LogFormat::Pretty,
+            None => LogFormat::Json,
+            Some("json") => LogFormat::Json,
+            Some("pretty" | "text") => LogFormat::Pretty,
+            Some(other) => {
+                r.problem("LOG_FORMAT", format!("`{other}` is not json or pretty"));
+                LogFormat::Json
+            }
+        };
+
+        let first_superuser = r.string("FIRST_SUPERUSER", "admin@example.com");
+        let first_superuser_password = r.secret("FIRST_SUPERUSER_PASSWORD").unwrap_or_else(|| Secret::new(CHANGETHIS));
+
+        let smtp = read_smtp(&mut r, &project_name);
+        let email_test_user = r.string("EMAIL_TEST_USER", "test@example.com");
+
+        let rate_limit = RateLimitSettings {
+            per_minute: r.positive("RATE_LIMIT_PER_MINUTE", 600).min(u64::from(u32::MAX)) as u32,
+            login_per_minute: r.positive("LOGIN_RATE_LIMIT_PER_MINUTE", 10).min(u64::from(u32::MAX)) as u32,
+        };
+        let worker = WorkerSettings {
+            concurrency: r.positive("WORKER_CONCURRENCY", 4) as usize,
+            scan_interval: Duration::from_secs(60 * r.positive("SCAN_INTERVAL_MINUTES", 60)),
+            job_retention: Duration::from_secs(86_400 * r.positive("JOB_RETENTION_DAYS", 7)),
+            backup_dir: PathBuf::from(r.string("BACKUP_DIR", "./data/backups")),
+            backup_keep: r.positive("BACKUP_KEEP", 7) as usize,
+        };
+
+        let settings = Settings {
+            environment,
+            project_name,
+            secret_key,
+            access_token_expire: Duration::from_secs(60 * r.positive("ACCESS_TOKEN_EXPIRE_MINUTES", 11_520)),
+            email_reset_token_expire: Duration::from_secs(3600 * r.positive("EMAIL_RESET_TOKEN_EXPIRE_HOURS", 48)),
+            frontend_host,
+            database,
+            redis_url: r.secret("REDIS_URL"),
+            redis_key_prefix: r.string("REDIS_KEY_PREFIX", "app:"),
+            http,
+            metrics_addr,
+            log_level,
+            log_format,
+            migrate_on_start: r.bool("MIGRATE_ON_START", true),
+            shutdown_grace: Duration::from_secs(r.parse("SHUTDOWN_GRACE_SECONDS", 30, "a whole number of seconds")),
+            first_superuser,
+            first_superuser_password,
+            smtp,
+            email_test_user,
+            rate_limit,
+            worker,
+        };
+        check_weak_secrets(&settings, &mut r);
+
+        if r.problems.is_empty() {
+            Ok(Loaded { settings, warnings: r.warnings })
+        } else {
+            Err(ConfigError { problems: r.problems })
+        }
+    }
+
+    pub fn email_enabled(&self) -> bool {
+        self.smtp.is_some()
+    }
+
+    /// The effective configuration as `VARIABLE = value` pairs, secrets
+    /// redacted: what `config check` prints.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let shown = |s: &Option<Secret>| if s.is_some() { "[redacted]".to_owned() } else { "unset".to_owned() };
+        let secs = |d: Duration| d.as_secs().to_string();
+        let smtp = self.smtp.as_ref();
+        vec![
+            ("ENVIRONMENT", self.environment.as_str().to_owned()),
+            ("PROJECT_NAME", self.project_name.clone()),
+            ("SECRET_KEY", "[redacted]".to_owned()),
+            ("ACCESS_TOKEN_EXPIRE_MINUTES", (self.access_token_expire.as_secs() / 60).to_string()),
+            ("EMAIL_RESET_TOKEN_EXPIRE_HOURS", (self.email_reset_token_expire.as_secs() / 3600).to_string()),
+            ("FRONTEND_HOST", self.frontend_host.clone()),
+            ("CORS origins", self.http.cors_origins.join(", ")),
+            ("DATABASE_URL", redact_url(self.database.url.expose())),
+            ("DATABASE_POOL_SIZE", self.database.pool_size.to_string()),
+            ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", secs(self.database.acquire_timeout)),
+            ("REDIS_URL", self.redis_url.as_ref().map_or("unset".into(), |u| redact_url(u.expose()))),
+            ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
+            ("LISTEN_ADDR", self.http.listen_addr.to_string()),
+            ("METRICS_ADDR", self.metrics_addr.to_string()),
+            ("LOG_LEVEL", self.log_level.clone()),
+            ("LOG_FORMAT", format!("{:?}", self.log_format).to_ascii_lowercase()),
+            ("REQUEST_TIMEOUT_SECONDS", secs(self.http.request_timeout)),
+            ("MAX_BODY_BYTES", self.http.max_body_bytes.to_string()),
+            ("TRUSTED_PROXIES", self.http.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+            ("MIGRATE_ON_START", self.migrate_on_start.to_string()),
+            ("SHUTDOWN_GRACE_SECONDS", secs(self.shutdown_grace)),
+            ("FIRST_SUPERUSER", self.first_superuser.clone()),
+            ("FIRST_SUPERUSER_PASSWORD", "[redacted]".to_owned()),
+            ("email", if self.email_enabled() { "enabled".into() } else { "disabled (set SMTP_HOST and EMAILS_FROM_EMAIL)".into() }),
+            ("SMTP_HOST", smtp.map_or("unset".into(), |s| format!("{}:{}", s.host, s.port))),
+            ("SMTP_TLS / SMTP_SSL", smtp.map_or("unset".into(), |s| format!("{} / {}", s.starttls, s.ssl))),
+            ("SMTP_USER", smtp.and_then(|s| s.user.clone()).unwrap_or_else(|| "unset".into())),
+            ("SMTP_PASSWORD", shown(&smtp.and_then(|s| s.password.clone()))),
+            ("EMAILS_FROM", smtp.map_or("unset".into(), |s| format!("{} <{}>", s.from_name, s.from_email))),
+            ("RATE_LIMIT_PER_MINUTE", self.rate_limit.per_minute.to_string()),
+            ("LOGIN_RATE_LIMIT_PER_MINUTE", self.rate_limit.login_per_minute.to_string()),
+            ("WORKER_CONCURRENCY", self.worker.concurrency.to_string()),
+            ("SCAN_INTERVAL_MINUTES", (self.worker.scan_interval.as_secs() / 60).to_string()),
+            ("JOB_RETENTION_DAYS", (self.worker.job_retention.as_secs() / 86_400).to_string()),
+            ("BACKUP_DIR", self.worker.backup_dir.display().to_string()),
+            ("BACKUP_KEEP", self.worker.backup_keep.to_string()),
+        ]
+    }
+}
+
+fn read_environment(r: &mut Reader<'_>) -> Environment {
+    let raw = r.optional("ENVIRONMENT").or_else(|| {
+        r.optional("FASTAPI_ENV").map(|v| if v == "development" { "local".to_owned() } else { v })
+    });
+    match raw.as_deref().map(str::trim) {
+        None | Some("local") => Environment::Local,
+        Some("staging") => Environment::Staging,
+        Some("production") => Environment::Production,
+        Some(other) => {
+            r.problem("ENVIRONMENT", format!("`{other}` is not local, staging or production"));
+            Environment::Production
+        }
+    }
+}
+
+fn read_database_url(r: &mut Reader<'_>) -> Secret {
+    let url = match (r.secret("DATABASE_URL"), r.optional("POSTGRES_SERVER")) {
+        (Some(url), _) => url,
+        // The FastAPI stack's .env describes Postgres piece by piece.
+        (None, Some(server)) => {
+            let user = r.string("POSTGRES_USER", "postgres");
+            let password = r.secret("POSTGRES_PASSWORD").map(|p| format!(":{}", p.expose())).unwrap_or_default();
+            let port = r.string("POSTGRES_PORT", "5432");
+            let db = r.string("POSTGRES_DB", "app");
+            Secret::new(format!("postgresql://{user}{password}@{server}:{port}/{db}"))
+        }
+        (None, None) => Secret::new("sqlite:./data/app.db"),
+    };
+    let scheme_ok = ["postgres://", "postgresql://", "sqlite:"].iter().any(|s| url.expose().starts_with(s));
+    if !scheme_ok {
+        r.problem("DATABASE_URL", "must start with postgres://, postgresql:// or sqlite: (e.g. sqlite:./data/app.db)");
+    }
+    url
+}
+
+fn read_smtp(r: &mut Reader<'_>, project_name: &str) -> Option<SmtpSettings> {
+    let host = r.optional("SMTP_HOST");
+    let from_email = r.optional("EMAILS_FROM_EMAIL");
+    let port = r.parse("SMTP_PORT", 587u16, "a port number");
+    let starttls = r.bool("SMTP_TLS", true);
+    let ssl = r.bool("SMTP_SSL", false);
+    let user = r.optional("SMTP_USER");
+    let password = r.secret("SMTP_PASSWORD");
+    let from_name = r.string("EMAILS_FROM_NAME", project_name);
+    if starttls && ssl && host.is_some() {
+        r.problem("SMTP_SSL", "SMTP_TLS (STARTTLS) and SMTP_SSL (implicit TLS) exclude each other; set one to false");
+    }
+    Some(SmtpSettings { host: host?, port, starttls, ssl, user, password, from_email: from_email?, from_name })
+}
+
+/// The contract's `changethis` rule: fatal outside local, a warning in local.
+fn check_weak_secrets(s: &Settings, r: &mut Reader<'_>) {
+    let mut weak = Vec::new();
+    if s.secret_key.expose() == CHANGETHIS {
+        weak.push(("SECRET_KEY", "is `changethis`; set a random string (e.g. `openssl rand -hex 32`)".to_owned()));
+    } else if !s.secret_key.expose().is_empty() && s.secret_key.expose().len() < MIN_SECRET_KEY_BYTES {
+        weak.push(("SECRET_KEY", format!("is shorter than {MIN_SECRET_KEY_BYTES} bytes; use `openssl rand -hex 32`")));
+    }
+    if s.first_superuser_password.expose() == CHANGETHIS {
+        weak.push(("FIRST_SUPERUSER_PASSWORD", "is `changethis`; set a strong password".to_owned()));
+    }
+    if url_password(s.database.url.expose()) == Some(CHANGETHIS) {
+        weak.push(("DATABASE_URL", "has the password `changethis`; set a strong database password".to_owned()));
+    }
+    for (var, message) in weak {
+        if s.environment == Environment::Local {
+            r.warnings.push(format!("{var} {message}"));
+        } else {
+            r.problem(var, message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

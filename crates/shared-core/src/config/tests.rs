@@ -1,0 +1,162 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+const STRONG: &str = "0123456789abcdef0123456789abcdef";
+
+#[test]
+fn local_defaults_need_nothing() {
+    let loaded = Settings::from_map(&env(&[])).expect("defaults are valid in local");
+    let s = loaded.settings;
+    assert_eq!(s.environment, Environment::Local);
+    assert_eq!(s.database.url.expose(), "sqlite:./data/app.db");
+    assert_eq!(s.http.listen_addr.to_string(), "0.0.0.0:8000");
+    assert_eq!(s.metrics_addr.to_string(), "127.0.0.1:9100");
+    assert_eq!(s.log_format, LogFormat::Pretty);
+    assert!(s.migrate_on_start);
+    assert!(!s.email_enabled());
+    assert_eq!(s.secret_key.expose().len(), 64, "a random key is generated");
+    assert!(loaded.warnings.iter().any(|w| w.contains("SECRET_KEY is unset")));
+    assert!(loaded.warnings.iter().any(|w| w.starts_with("FIRST_SUPERUSER_PASSWORD")));
+}
+
+#[test]
+fn fastapi_env_development_means_local() {
+    let s = Settings::from_map(&env(&[("FASTAPI_ENV", "development")])).unwrap().settings;
+    assert_eq!(s.environment, Environment::Local);
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_variable() {
+    let err = Settings::from_map(&env(&[
+        ("ENVIRONMENT", "production"),
+        ("SECRET_KEY", "changethis"),
+        ("FIRST_SUPERUSER_PASSWORD", "changethis"),
+        ("DATABASE_URL", "postgresql://app:changethis@db/app"),
+        ("DATABASE_POOL_SIZE", "lots"),
+        ("LISTEN_ADDR", "8000"),
+        ("MIGRATE_ON_START", "maybe"),
+        ("BACKEND_CORS_ORIGINS", "*"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
+    ]))
+    .unwrap_err();
+    let vars: Vec<&str> = err.problems.iter().map(|p| p.var.as_str()).collect();
+    for expected in [
+        "SECRET_KEY",
+        "FIRST_SUPERUSER_PASSWORD",
+        "DATABASE_URL",
+        "DATABASE_POOL_SIZE",
+        "LISTEN_ADDR",
+        "MIGRATE_ON_START",
+        "BACKEND_CORS_ORIGINS",
+        "TRUSTED_PROXIES",
+    ] {
+        assert!(vars.contains(&expected), "{expected} missing from {err}");
+    }
+    let text = err.to_string();
+    assert!(text.contains("DATABASE_POOL_SIZE: `lots` is not a positive whole number"), "{text}");
+    assert!(!text.contains("changethis@"), "the database password must not be printed: {text}");
+}
+
+#[test]
+fn outside_local_secret_key_is_required_and_long() {
+    let missing = Settings::from_map(&env(&[("ENVIRONMENT", "staging"), ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough")]))
+        .unwrap_err();
+    assert_eq!(missing.problems[0].var, "SECRET_KEY");
+    assert!(missing.problems[0].message.contains("required"));
+
+    let short = Settings::from_map(&env(&[
+        ("ENVIRONMENT", "staging"),
+        ("SECRET_KEY", "short"),
+        ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough"),
+    ]))
+    .unwrap_err();
+    assert!(short.problems[0].message.contains("shorter than 32 bytes"));
+}
+
+#[test]
+fn weak_secrets_are_warnings_in_local() {
+    let loaded = Settings::from_map(&env(&[("SECRET_KEY", "changethis")])).unwrap();
+    assert!(loaded.warnings.iter().any(|w| w.starts_with("SECRET_KEY is `changethis`")));
+}
+
+#[test]
+fn secrets_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret_key");
+    std::fs::write(&path, format!("{STRONG}\n")).unwrap();
+    let s = Settings::from_map(&env(&[
+        ("ENVIRONMENT", "production"),
+        ("SECRET_KEY_FILE", path.to_str().unwrap()),
+        ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough"),
+    ]))
+    .unwrap()
+    .settings;
+    assert_eq!(s.secret_key.expose(), STRONG, "the trailing newline is dropped");
+
+    let err = Settings::from_map(&env(&[("SECRET_KEY_FILE", "/nonexistent/secret")])).unwrap_err();
+    assert_eq!(err.problems[0].var, "SECRET_KEY_FILE");
+
+    let both = Settings::from_map(&env(&[("SECRET_KEY", STRONG), ("SECRET_KEY_FILE", path.to_str().unwrap())]))
+        .unwrap_err();
+    assert!(both.problems[0].message.contains("keep only one"));
+}
+
+#[test]
+fn postgres_pieces_build_the_url_like_the_fastapi_stack() {
+    let s = Settings::from_map(&env(&[
+        ("POSTGRES_SERVER", "db"),
+        ("POSTGRES_USER", "app"),
+        ("POSTGRES_PASSWORD", "pw"),
+        ("POSTGRES_DB", "appdb"),
+    ]))
+    .unwrap()
+    .settings;
+    assert_eq!(s.database.url.expose(), "postgresql://app:pw@db:5432/appdb");
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let s = Settings::from_map(&env(&[
+        ("SECRET_KEY", STRONG),
+        ("FIRST_SUPERUSER_PASSWORD", "topsecret-pw"),
+        ("SMTP_HOST", "smtp.example.com"),
+        ("EMAILS_FROM_EMAIL", "info@example.com"),
+        ("SMTP_PASSWORD", "smtp-pw"),
+    ]))
+    .unwrap()
+    .settings;
+    let debug = format!("{s:?}");
+    let effective = format!("{:?}", s.effective());
+    for secret in [STRONG, "topsecret-pw", "smtp-pw"] {
+        assert!(!debug.contains(secret), "{secret} leaked in Debug");
+        assert!(!effective.contains(secret), "{secret} leaked in effective()");
+    }
+    assert!(s.email_enabled());
+}
+
+#[test]
+fn cors_origins_include_the_frontend_and_the_explicit_list() {
+    let s = Settings::from_map(&env(&[
+        ("FRONTEND_HOST", "https://app.example.com/"),
+        ("BACKEND_CORS_ORIGINS", "[\"https://admin.example.com\", \"https://app.example.com\"]"),
+    ]))
+    .unwrap()
+    .settings;
+    assert_eq!(s.http.cors_origins, vec!["https://app.example.com", "https://admin.example.com"]);
+}
+
+#[test]
+fn every_variable_read_is_declared_and_documented() {
+    // `Reader::raw` debug-asserts that a variable is declared; reading a full
+    // environment exercises every read path.
+    let all: HashMap<String, String> = vars::VARS.iter().map(|v| (v.name.to_owned(), String::new())).collect();
+    Settings::from_map(&all).unwrap();
+    let help = vars::help_text(vars::ReadBy::Api);
+    assert!(help.contains("DATABASE_URL") && help.contains("SECRET_KEY_FILE") == false);
+    assert!(help.contains("<NAME>_FILE"));
+}

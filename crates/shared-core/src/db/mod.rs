@@ -1,0 +1,143 @@
+//! The database handle: a Postgres or a SQLite pool, chosen at run time by the
+//! URL scheme.
+//!
+//! `sqlx::Any` cannot carry uuid or timestamp types, so instead of a type-erased
+//! pool we keep the two concrete pools and write each query once, expanded for
+//! both by [`with_pool!`]. Both backends accept `$1` placeholders, so the SQL
+//! text is usually shared too; where the dialects differ the two statements
+//! stand side by side in a `match` on [`Backend`].
+
+pub mod migrate;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::{DatabaseSettings, redact_url};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite { pool: SqlitePool, read_only: bool },
+}
+
+/// Runs one body against whichever pool `db` holds. The body is compiled
+/// once per backend, so it may use anything both drivers implement.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite { pool: $pool, .. } => $body,
+        }
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DATABASE_URL {url} is not valid: {source}")]
+    InvalidUrl { url: String, source: sqlx::Error },
+    #[error("cannot create the directory {dir} for the SQLite database: {source}")]
+    CreateDir { dir: String, source: std::io::Error },
+    #[error("cannot connect to {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+}
+
+/// SQLite waits this long for the single write lock before giving up; long
+/// enough that contention between the api and the worker never surfaces as
+/// "database is locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Db {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        let url = settings.url.expose();
+        let shown = redact_url(url);
+        if url.starts_with("sqlite:") {
+            let read_only = sqlite_url_is_read_only(url);
+            let mut options = SqliteConnectOptions::from_str(url)
+                .map_err(|source| DbError::InvalidUrl { url: shown.clone(), source })?
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .synchronous(SqliteSynchronous::Normal);
+            if !read_only {
+                // WAL lets readers run beside the one writer. It is a property
+                // of the file, so a read-only opener must not try to set it.
+                options = options.journal_mode(SqliteJournalMode::Wal).create_if_missing(true);
+                create_parent_dir(options.get_filename())?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.pool_size)
+                .acquire_timeout(settings.acquire_timeout)
+                .connect_with(options)
+                .await
+                .map_err(|source| DbError::Connect { url: shown, source })?;
+            Ok(Self::Sqlite { pool, read_only })
+        } else {
+            let options = PgConnectOptions::from_str(url).map_err(|source| DbError::InvalidUrl { url: shown.clone(), source })?;
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.pool_size)
+                .acquire_timeout(settings.acquire_timeout)
+                .connect_with(options)
+                .await
+                .map_err(|source| DbError::Connect { url: shown, source })?;
+            Ok(Self::Postgres(pool))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite { .. } => Backend::Sqlite,
+        }
+    }
+
+    /// A SQLite file opened with `?mode=ro`: migrations and start-up writes are
+    /// skipped, and the schema is only verified.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Self::Sqlite { read_only: true, .. })
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))
+    }
+
+    /// (connections open, of which idle) for the pool gauges.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        with_pool!(self, |pool| (pool.size(), pool.num_idle()))
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await);
+    }
+}
+
+fn sqlite_url_is_read_only(url: &str) -> bool {
+    url.split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|pair| pair == "mode=ro" || pair == "immutable=true" || pair == "immutable=1"))
+}
+
+fn create_parent_dir(file: &Path) -> Result<(), DbError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && file != Path::new(":memory:") => std::fs::create_dir_all(dir)
+            .map_err(|source| DbError::CreateDir { dir: dir.display().to_string(), source }),
+        _ => Ok(()),
+    }
+}
