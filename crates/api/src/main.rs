@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use api::startup::Application;
-use shared_core::config::vars::{self, ReadBy};
 use shared_core::config::Loaded;
+use shared_core::config::vars::{self, ReadBy};
 use shared_core::db::{Db, migrate};
 use shared_core::{Settings, telemetry};
 

@@ -45,7 +45,8 @@ async fn render(State(state): State<MetricsState>) -> String {
     let (open, idle) = state.db.pool_usage();
     let backend = state.db.backend().as_str();
     metrics::gauge!("db_pool_connections", "backend" => backend, "state" => "idle").set(idle as f64);
-    metrics::gauge!("db_pool_connections", "backend" => backend, "state" => "in_use").set(f64::from(open) - idle as f64);
+    metrics::gauge!("db_pool_connections", "backend" => backend, "state" => "in_use")
+        .set(f64::from(open) - idle as f64);
     state.handle.run_upkeep();
     state.handle.render()
 }

@@ -10,9 +10,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use shared_core::Settings;
 use shared_core::db::migrate::{self, SchemaError};
 use shared_core::db::{Db, DbError};
-use shared_core::Settings;
 
 use crate::state::AppState;
 use crate::{metrics, routes};
@@ -73,9 +73,13 @@ impl Application {
         };
 
         let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let mut public = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(when_stopped(stopped.clone())).into_future());
+        let mut public = tokio::spawn(
+            axum::serve(listener, app).with_graceful_shutdown(when_stopped(stopped.clone())).into_future(),
+        );
         let metrics_app = metrics::router(handle.clone(), state.db.clone());
-        let private = tokio::spawn(axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(when_stopped(stopped)).into_future());
+        let private = tokio::spawn(
+            axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(when_stopped(stopped)).into_future(),
+        );
         let upkeep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {

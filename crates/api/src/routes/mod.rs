@@ -31,9 +31,8 @@ use crate::state::AppState;
 struct ApiDoc;
 
 pub fn router(state: AppState) -> Router {
-    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(health::health_check))
-        .split_for_parts();
+    let (api, mut openapi) =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(health::health_check)).split_for_parts();
     openapi.info.title = state.settings.project_name.clone();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
 

@@ -145,7 +145,9 @@ impl Settings {
     /// Reads the process environment, after loading `./.env` if there is one
     /// (real environment variables win over the file).
     pub fn from_env() -> Result<Loaded, ConfigError> {
-        let dotenv = match dotenvy::dotenv() {
+        // Only ./.env, not a parent directory's: a file two levels up must not
+        // configure a production process by surprise.
+        let dotenv = match dotenvy::from_path(".env") {
             Ok(_) => Ok(()),
             Err(err) if err.not_found() => Ok(()),
             Err(err) => Err(ConfigError {
@@ -189,9 +191,15 @@ impl Settings {
         for origin in r.list("BACKEND_CORS_ORIGINS") {
             let origin = origin.trim_end_matches('/').to_owned();
             if origin == "*" {
-                r.problem("BACKEND_CORS_ORIGINS", "`*` is not allowed because CORS requests carry credentials; list the origins");
+                r.problem(
+                    "BACKEND_CORS_ORIGINS",
+                    "`*` is not allowed because CORS requests carry credentials; list the origins",
+                );
             } else if !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                r.problem("BACKEND_CORS_ORIGINS", format!("`{origin}` is not an origin; write it as https://host[:port]"));
+                r.problem(
+                    "BACKEND_CORS_ORIGINS",
+                    format!("`{origin}` is not an origin; write it as https://host[:port]"),
+                );
             } else if !cors_origins.contains(&origin) {
                 cors_origins.push(origin);
             }
@@ -216,7 +224,8 @@ impl Settings {
             trusted_proxies,
             cors_origins,
         };
-        let metrics_addr = r.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)), "an address like 127.0.0.1:9100");
+        let metrics_addr =
+            r.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)), "an address like 127.0.0.1:9100");
 
         let log_level = r.string("LOG_LEVEL", "info");
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
@@ -312,12 +321,22 @@ impl Settings {
             ("LOG_FORMAT", format!("{:?}", self.log_format).to_ascii_lowercase()),
             ("REQUEST_TIMEOUT_SECONDS", secs(self.http.request_timeout)),
             ("MAX_BODY_BYTES", self.http.max_body_bytes.to_string()),
-            ("TRUSTED_PROXIES", self.http.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+            (
+                "TRUSTED_PROXIES",
+                self.http.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            ),
             ("MIGRATE_ON_START", self.migrate_on_start.to_string()),
             ("SHUTDOWN_GRACE_SECONDS", secs(self.shutdown_grace)),
             ("FIRST_SUPERUSER", self.first_superuser.clone()),
             ("FIRST_SUPERUSER_PASSWORD", "[redacted]".to_owned()),
-            ("email", if self.email_enabled() { "enabled".into() } else { "disabled (set SMTP_HOST and EMAILS_FROM_EMAIL)".into() }),
+            (
+                "email",
+                if self.email_enabled() {
+                    "enabled".into()
+                } else {
+                    "disabled (set SMTP_HOST and EMAILS_FROM_EMAIL)".into()
+                },
+            ),
             ("SMTP_HOST", smtp.map_or("unset".into(), |s| format!("{}:{}", s.host, s.port))),
             ("SMTP_TLS / SMTP_SSL", smtp.map_or("unset".into(), |s| format!("{} / {}", s.starttls, s.ssl))),
             ("SMTP_USER", smtp.and_then(|s| s.user.clone()).unwrap_or_else(|| "unset".into())),
@@ -335,9 +354,9 @@ impl Settings {
 }
 
 fn read_environment(r: &mut Reader<'_>) -> Environment {
-    let raw = r.optional("ENVIRONMENT").or_else(|| {
-        r.optional("FASTAPI_ENV").map(|v| if v == "development" { "local".to_owned() } else { v })
-    });
+    let raw = r
+        .optional("ENVIRONMENT")
+        .or_else(|| r.optional("FASTAPI_ENV").map(|v| if v == "development" { "local".to_owned() } else { v }));
     match raw.as_deref().map(str::trim) {
         None | Some("local") => Environment::Local,
         Some("staging") => Environment::Staging,

@@ -64,8 +64,9 @@ fn every_problem_is_reported_at_once_with_its_variable() {
 
 #[test]
 fn outside_local_secret_key_is_required_and_long() {
-    let missing = Settings::from_map(&env(&[("ENVIRONMENT", "staging"), ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough")]))
-        .unwrap_err();
+    let missing =
+        Settings::from_map(&env(&[("ENVIRONMENT", "staging"), ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough")]))
+            .unwrap_err();
     assert_eq!(missing.problems[0].var, "SECRET_KEY");
     assert!(missing.problems[0].message.contains("required"));
 
@@ -101,8 +102,8 @@ fn secrets_can_come_from_files() {
     let err = Settings::from_map(&env(&[("SECRET_KEY_FILE", "/nonexistent/secret")])).unwrap_err();
     assert_eq!(err.problems[0].var, "SECRET_KEY_FILE");
 
-    let both = Settings::from_map(&env(&[("SECRET_KEY", STRONG), ("SECRET_KEY_FILE", path.to_str().unwrap())]))
-        .unwrap_err();
+    let both =
+        Settings::from_map(&env(&[("SECRET_KEY", STRONG), ("SECRET_KEY_FILE", path.to_str().unwrap())])).unwrap_err();
     assert!(both.problems[0].message.contains("keep only one"));
 }
 
@@ -157,6 +158,6 @@ fn every_variable_read_is_declared_and_documented() {
     let all: HashMap<String, String> = vars::VARS.iter().map(|v| (v.name.to_owned(), String::new())).collect();
     Settings::from_map(&all).unwrap();
     let help = vars::help_text(vars::ReadBy::Api);
-    assert!(help.contains("DATABASE_URL") && help.contains("SECRET_KEY_FILE") == false);
+    assert!(help.contains("DATABASE_URL") && !help.contains("SECRET_KEY_FILE"));
     assert!(help.contains("<NAME>_FILE"));
 }

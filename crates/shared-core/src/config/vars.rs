@@ -84,9 +84,8 @@ pub fn find(name: &str) -> Option<&'static Var> {
 
 /// The variables section of `--help` for one binary.
 pub fn help_text(binary: ReadBy) -> String {
-    let mut out = String::from(
-        "Environment variables (also read from ./.env; a secret may instead be given as <NAME>_FILE):\n",
-    );
+    let mut out =
+        String::from("Environment variables (also read from ./.env; a secret may instead be given as <NAME>_FILE):\n");
     for v in VARS.iter().filter(|v| v.read_by == Both || v.read_by == binary) {
         let default = if v.default.is_empty() { "unset" } else { v.default };
         let secret = if v.secret { ", secret" } else { "" };

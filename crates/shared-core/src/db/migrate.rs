@@ -69,9 +69,11 @@ pub async fn run(db: &Db) -> Result<(), SchemaError> {
 
 pub async fn status(db: &Db) -> Result<Status, sqlx::Error> {
     let applied: Vec<i64> = if table_exists(db, "_sqlx_migrations").await? {
-        with_pool!(db, |pool| sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
-            .await)?
+        with_pool!(db, |pool| sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version"
+        )
+        .fetch_all(pool)
+        .await)?
     } else {
         Vec::new()
     };
@@ -97,7 +99,9 @@ pub async fn verify(db: &Db) -> Result<Status, SchemaError> {
 
 async fn table_exists(db: &Db, table: &str) -> Result<bool, sqlx::Error> {
     match db {
-        Db::Postgres(pool) => sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(table).fetch_one(pool).await,
+        Db::Postgres(pool) => {
+            sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(table).fetch_one(pool).await
+        }
         Db::Sqlite { pool, .. } => {
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1)")
                 .bind(table)

@@ -91,7 +91,8 @@ impl Db {
                 .map_err(|source| DbError::Connect { url: shown, source })?;
             Ok(Self::Sqlite { pool, read_only })
         } else {
-            let options = PgConnectOptions::from_str(url).map_err(|source| DbError::InvalidUrl { url: shown.clone(), source })?;
+            let options =
+                PgConnectOptions::from_str(url).map_err(|source| DbError::InvalidUrl { url: shown.clone(), source })?;
             let pool = PgPoolOptions::new()
                 .max_connections(settings.pool_size)
                 .acquire_timeout(settings.acquire_timeout)
@@ -130,14 +131,16 @@ impl Db {
 }
 
 fn sqlite_url_is_read_only(url: &str) -> bool {
-    url.split_once('?')
-        .is_some_and(|(_, query)| query.split('&').any(|pair| pair == "mode=ro" || pair == "immutable=true" || pair == "immutable=1"))
+    url.split_once('?').is_some_and(|(_, query)| {
+        query.split('&').any(|pair| pair == "mode=ro" || pair == "immutable=true" || pair == "immutable=1")
+    })
 }
 
 fn create_parent_dir(file: &Path) -> Result<(), DbError> {
     match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && file != Path::new(":memory:") => std::fs::create_dir_all(dir)
-            .map_err(|source| DbError::CreateDir { dir: dir.display().to_string(), source }),
+        Some(dir) if !dir.as_os_str().is_empty() && file != Path::new(":memory:") => {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { dir: dir.display().to_string(), source })
+        }
         _ => Ok(()),
     }
 }

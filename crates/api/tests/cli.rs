@@ -1,0 +1,113 @@
+//! The `api` binary's command line, run as a real process.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::process::Command;
+
+use common::{SECRET_KEY, TestDb};
+use shared_core::db::Backend;
+
+fn api(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api"));
+    // A clean environment: only what each test sets, no .env from the repo.
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).current_dir(dir);
+    command
+}
+
+#[test]
+fn help_documents_every_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = api(dir.path()).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for var in shared_core::config::vars::VARS.iter().filter(|v| v.read_by != shared_core::config::vars::ReadBy::Worker)
+    {
+        assert!(help.contains(var.name), "{} missing from --help", var.name);
+    }
+    assert!(help.contains("<NAME>_FILE"));
+}
+
+#[test]
+fn config_check_lists_every_problem_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = api(dir.path())
+        .args(["config", "check"])
+        .env("ENVIRONMENT", "production")
+        .env("SECRET_KEY", "changethis")
+        .env("DATABASE_URL", "mysql://nope")
+        .env("REQUEST_TIMEOUT_SECONDS", "soon")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    for needle in ["SECRET_KEY", "FIRST_SUPERUSER_PASSWORD", "DATABASE_URL", "REQUEST_TIMEOUT_SECONDS"] {
+        assert!(stderr.contains(needle), "{needle} not named in:\n{stderr}");
+    }
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = api(dir.path())
+        .args(["config", "check"])
+        .env("ENVIRONMENT", "production")
+        .env("SECRET_KEY", SECRET_KEY)
+        .env("FIRST_SUPERUSER_PASSWORD", "a-real-password")
+        .env("DATABASE_URL", "postgresql://app:db-password@db:5432/app")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("postgresql://app:[redacted]@db:5432/app"), "{stdout}");
+    for secret in [SECRET_KEY, "a-real-password", "db-password"] {
+        assert!(!stdout.contains(secret), "{secret} printed:\n{stdout}");
+    }
+}
+
+#[test]
+fn dotenv_in_the_working_directory_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "PROJECT_NAME=\"From Dotenv\"\nLOG_LEVEL=debug\n").unwrap();
+    let output = api(dir.path()).args(["config", "check"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("From Dotenv"), "{stdout}");
+}
+
+#[tokio::test]
+async fn migrate_then_healthcheck_against_a_running_api() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = db.dir();
+    let migrate = api(&dir).arg("migrate").env("DATABASE_URL", &db.url).output().unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let nobody_home = api(&dir).arg("healthcheck").env("LISTEN_ADDR", &listen).status().unwrap();
+    assert!(!nobody_home.success(), "healthcheck must fail with no api listening");
+
+    let mut server = api(&dir)
+        .env("DATABASE_URL", &db.url)
+        .env("LISTEN_ADDR", &listen)
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .env("MIGRATE_ON_START", "false")
+        .spawn()
+        .unwrap();
+    let mut healthy = false;
+    for _ in 0..100 {
+        if api(&dir).arg("healthcheck").env("LISTEN_ADDR", format!("0.0.0.0:{port}")).status().unwrap().success() {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(healthy, "healthcheck never saw the api");
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

@@ -1,0 +1,204 @@
+//! The test harness: the real app on a random port, against a fresh database
+//! per test (a new SQLite file, or a new Postgres database created and then
+//! dropped), reached over real sockets.
+#![allow(dead_code, unused_macros)] // each test binary uses a different part
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use api::startup::Application;
+use api::state::AppState;
+use shared_core::Settings;
+use shared_core::db::{Backend, Db};
+use sqlx::Connection;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Runs `async fn $name(backend: Backend)` once per database as
+/// `$name::sqlite` and `$name::postgres`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(shared_core::db::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(shared_core::db::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
+
+pub const SECRET_KEY: &str = "test-secret-key-of-at-least-32-bytes!";
+pub const SUPERUSER: &str = "admin@example.com";
+pub const SUPERUSER_PASSWORD: &str = "admin-password-1";
+
+/// The Postgres server the Postgres half of the suite uses. Required: a
+/// missing server fails those tests, it never skips them.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A database that exists for one test and is removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    dir: tempfile::TempDir,
+    postgres_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite:{}", dir.path().join("app.db").display());
+                Self { url, backend, dir, postgres_name: None }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|err| {
+                    panic!("Postgres at TEST_POSTGRES_URL={admin} is required for the postgres tests: {err}")
+                });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("CREATE DATABASE");
+                conn.close().await.ok();
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+                Self { url: format!("{base}/{name}"), backend, dir, postgres_name: Some(name) }
+            }
+        }
+    }
+
+    /// A scratch directory that lives as long as the database.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub async fn connect(&self) -> Db {
+        let settings = settings_for(self, |_| {});
+        Db::connect(&settings.database).await.expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_name.take() else { return };
+        let admin = postgres_admin_url();
+        // Drop runs inside the test's runtime, which cannot be blocked on; a
+        // short-lived thread with its own runtime does the cleanup.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// The environment every test app starts from: random ports, a fixed key,
+/// quiet logs. `customise` adds or overrides variables.
+pub fn test_env(db: &TestDb, customise: impl FnOnce(&mut HashMap<String, String>)) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("ENVIRONMENT", "local"),
+        ("SECRET_KEY", SECRET_KEY),
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("METRICS_ADDR", "127.0.0.1:0"),
+        ("LOG_LEVEL", "warn"),
+        ("FIRST_SUPERUSER", SUPERUSER),
+        ("FIRST_SUPERUSER_PASSWORD", SUPERUSER_PASSWORD),
+        ("SHUTDOWN_GRACE_SECONDS", "5"),
+        ("RATE_LIMIT_PER_MINUTE", "100000"),
+        ("LOGIN_RATE_LIMIT_PER_MINUTE", "100000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    env.insert("DATABASE_URL".into(), db.url.clone());
+    customise(&mut env);
+    env
+}
+
+pub fn settings_for(db: &TestDb, customise: impl FnOnce(&mut HashMap<String, String>)) -> Settings {
+    Settings::from_map(&test_env(db, customise)).expect("the test configuration is valid").settings
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub metrics_address: SocketAddr,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics_address)
+    }
+
+    /// Stops the server the way SIGTERM does and waits for the drain.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("the server task").expect("a clean shutdown");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+    }
+}
+
+/// A client that shows redirects instead of following them.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("an HTTP client")
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    let db = TestDb::new(backend).await;
+    spawn_app_on(db, customise).await
+}
+
+/// Starts the app on an existing database (e.g. one a test prepared).
+pub async fn spawn_app_on(db: TestDb, customise: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    let settings = settings_for(&db, customise);
+    let app = Application::build(settings).await.expect("the app starts");
+    let (address, metrics_address, state) = (app.address(), app.metrics_address(), app.state().clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp { address, metrics_address, state, http: http_client(), db, stop: Some(stop), server: Some(server) }
+}

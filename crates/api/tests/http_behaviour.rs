@@ -1,0 +1,170 @@
+//! What every response shares, whatever the route: the contract's error
+//! shapes, trailing-slash redirects, request ids, CORS and security headers.
+//! Timeout and panic use routes made here but go through the real middleware
+//! stack (`middleware::apply`), because the app itself has no slow or
+//! panicking route.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use common::{TestDb, http_client, on_both_backends, settings_for, spawn_app, spawn_app_with};
+use reqwest::header;
+use serde_json::{Value, json};
+use shared_core::db::Backend;
+
+on_both_backends!(
+    unknown_routes_and_wrong_methods_answer_in_detail_shape,
+    trailing_slash_spellings_redirect_with_307,
+    oversized_bodies_get_a_json_413,
+    request_ids_are_echoed_or_generated,
+    cors_preflight_is_allowed_for_configured_origins_only,
+    security_headers_are_on_every_response,
+);
+
+async fn unknown_routes_and_wrong_methods_answer_in_detail_shape(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let missing = app.http.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.json::<Value>().await.unwrap(), json!({"detail": "Not Found"}));
+
+    let wrong = app.http.delete(app.url("/api/v1/utils/health-check/")).send().await.unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(wrong.headers()[header::CONTENT_TYPE], "application/json");
+    assert!(wrong.headers()[header::ALLOW].to_str().unwrap().contains("GET"));
+    assert_eq!(wrong.json::<Value>().await.unwrap(), json!({"detail": "Method Not Allowed"}));
+    app.shutdown().await;
+}
+
+async fn trailing_slash_spellings_redirect_with_307(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app.http.get(app.url("/api/v1/utils/health-check?x=1")).send().await.unwrap();
+    assert_eq!(response.status(), 307);
+    assert_eq!(response.headers()[header::LOCATION], "/api/v1/utils/health-check/?x=1");
+
+    // Following it lands on the route.
+    let follow = reqwest::Client::new().get(app.url("/api/v1/utils/health-check")).send().await.unwrap();
+    assert_eq!(follow.status(), 200);
+    app.shutdown().await;
+}
+
+async fn oversized_bodies_get_a_json_413(backend: Backend) {
+    let app = spawn_app_with(backend, |env| {
+        env.insert("MAX_BODY_BYTES".into(), "1024".into());
+    })
+    .await;
+    let response = app.http.post(app.url("/api/v1/utils/health-check/")).body(vec![b'x'; 4096]).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Request Entity Too Large"}));
+    app.shutdown().await;
+}
+
+async fn request_ids_are_echoed_or_generated(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let given = app.http.get(app.url("/healthz")).header("x-request-id", "abc-123.def").send().await.unwrap();
+    assert_eq!(given.headers()["x-request-id"], "abc-123.def");
+
+    let generated = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let id = generated.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+
+    // An id that could forge log lines is replaced, not echoed.
+    let hostile = app.http.get(app.url("/healthz")).header("x-request-id", "a\"}{evil").send().await.unwrap();
+    assert_ne!(hostile.headers()["x-request-id"], "a\"}{evil");
+
+    // Error responses carry it too.
+    let missing = app.http.get(app.url("/nope")).header("x-request-id", "req-404").send().await.unwrap();
+    assert_eq!(missing.headers()["x-request-id"], "req-404");
+    app.shutdown().await;
+}
+
+async fn cors_preflight_is_allowed_for_configured_origins_only(backend: Backend) {
+    let app = spawn_app_with(backend, |env| {
+        env.insert("FRONTEND_HOST".into(), "https://app.example.com".into());
+        env.insert("BACKEND_CORS_ORIGINS".into(), "https://admin.example.com".into());
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/utils/health-check/"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+    };
+    for origin in ["https://app.example.com", "https://admin.example.com"] {
+        let allowed = preflight(origin).await.unwrap();
+        assert_eq!(allowed.status(), 200);
+        assert_eq!(allowed.headers()["access-control-allow-origin"], origin);
+        assert_eq!(allowed.headers()["access-control-allow-credentials"], "true");
+        assert_eq!(allowed.headers()["access-control-allow-methods"], "POST");
+    }
+    let refused = preflight("https://evil.example.com").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    app.shutdown().await;
+}
+
+async fn security_headers_are_on_every_response(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for path in ["/healthz", "/nope", "/docs"] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(response.headers()["x-frame-options"], "DENY", "{path}");
+        assert_eq!(response.headers()["referrer-policy"], "strict-origin-when-cross-origin", "{path}");
+    }
+    app.shutdown().await;
+}
+
+/// Serves `routes` behind the app's real middleware stack on a random port.
+async fn serve_behind_middleware(routes: Router, timeout_secs: &str) -> (String, TestDb) {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let settings = settings_for(&db, |env| {
+        env.insert("REQUEST_TIMEOUT_SECONDS".into(), timeout_secs.into());
+    });
+    let app = api::middleware::apply(routes, &settings.http);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, db)
+}
+
+async fn boom() -> &'static str {
+    panic!("handler bug")
+}
+
+#[tokio::test]
+async fn a_panicking_handler_becomes_a_json_500_and_the_server_keeps_serving() {
+    let routes = Router::new().route("/boom", get(boom)).route("/fine", get(|| async { "fine" }));
+    let (url, _db) = serve_behind_middleware(routes, "30").await;
+    let client = http_client();
+
+    let response = client.get(format!("{url}/boom")).header("x-request-id", "panic-1").send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["x-request-id"], "panic-1");
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"detail": "Internal Server Error", "request_id": "panic-1"})
+    );
+    // Same connection pool, same server: still serving.
+    let after = client.get(format!("{url}/fine")).send().await.unwrap();
+    assert_eq!(after.status(), 200);
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_gets_a_json_408() {
+    let routes = Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "late"
+        }),
+    );
+    let (url, _db) = serve_behind_middleware(routes, "1").await;
+    let response = http_client().get(format!("{url}/slow")).send().await.unwrap();
+    assert_eq!(response.status(), 408);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Request Timeout"}));
+}
