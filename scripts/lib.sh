@@ -1,0 +1,133 @@
+# shellcheck shell=bash
+# Shared helpers for the server-side scripts (deploy.sh, rollback.sh, backup.sh,
+# restore.sh, health-check.sh). Sourced, never executed.
+#
+# Layout on the server (see SPEC.md): APP_DIR (default: the parent of this
+# scripts/ directory, /opt/app in production) holds compose/compose.prod.yml,
+# Caddyfile, scripts/, .env, backups/, deploy-history and current-tag.
+#
+# Every setting can come from the environment or from APP_DIR/.env; the
+# environment wins.
+
+LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+APP_DIR="${APP_DIR:-$(cd "$LIB_DIR/.." && pwd)}"
+ENV_FILE="${ENV_FILE:-$APP_DIR/.env}"
+COMPOSE_FILE_PATH="${COMPOSE_FILE_PATH:-$APP_DIR/compose/compose.prod.yml}"
+COMPOSE_PROJECT="${COMPOSE_PROJECT:-app}"
+HISTORY_FILE="${HISTORY_FILE:-$APP_DIR/deploy-history}"
+CURRENT_TAG_FILE="${CURRENT_TAG_FILE:-$APP_DIR/current-tag}"
+LOCK_FILE="${LOCK_FILE:-$APP_DIR/.deploy.lock}"
+
+log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${LOG_TAG:-ops}" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# env_get NAME [DEFAULT]: the value of NAME from the environment, else the last
+# NAME=... line of the .env file (surrounding quotes removed), else DEFAULT.
+env_get() {
+  local name="$1" default="${2:-}" line value
+  if [[ -n "${!name+x}" ]]; then
+    printf '%s' "${!name}"
+    return 0
+  fi
+  if [[ -r "$ENV_FILE" ]]; then
+    line="$(grep -E "^[[:space:]]*(export[[:space:]]+)?${name}=" "$ENV_FILE" | tail -n 1 || true)"
+    if [[ -n "$line" ]]; then
+      value="${line#*=}"
+      value="${value%$'\r'}"
+      if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then
+        value="${BASH_REMATCH[1]}"
+      fi
+      printf '%s' "$value"
+      return 0
+    fi
+  fi
+  printf '%s' "$default"
+}
+
+# dc ARGS...: docker compose for the production project.
+dc() {
+  local args=(compose --project-name "$COMPOSE_PROJECT" -f "$COMPOSE_FILE_PATH")
+  if [[ -f "$ENV_FILE" ]]; then
+    args+=(--env-file "$ENV_FILE")
+  fi
+  docker "${args[@]}" "$@"
+}
+
+# The database flavour: "postgres" when the postgres profile is enabled,
+# otherwise "sqlite" (the api and worker share the /data volume).
+db_kind() {
+  local profiles
+  profiles=",$(env_get COMPOSE_PROFILES),"
+  if [[ "$profiles" == *,postgres,* ]]; then
+    echo postgres
+  else
+    echo sqlite
+  fi
+}
+
+# Export what docker compose needs for interpolation so it does not depend on
+# the shell that called us.
+export_compose_env() {
+  local v
+  for v in COMPOSE_PROFILES IMAGE_PREFIX; do
+    if [[ -z "${!v+x}" ]]; then
+      local val
+      val="$(env_get "$v")"
+      if [[ -n "$val" ]]; then
+        export "$v=$val"
+      fi
+    fi
+  done
+}
+
+valid_tag() {
+  [[ "$1" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]
+}
+
+# Containers (ids) of a compose service, running or not.
+service_containers() {
+  dc ps -a -q "$1" 2>/dev/null | sed '/^$/d' || true
+}
+
+container_health() {
+  docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo missing
+}
+
+# wait_healthy ID TIMEOUT_SECONDS INTERVAL: 0 when the container reports healthy
+# (or, for a container without a healthcheck, is running), 1 when it turns
+# unhealthy, exits, disappears or the timeout passes.
+wait_healthy() {
+  local id="$1" timeout="$2" interval="$3" status start now
+  start="$(date +%s)"
+  while true; do
+    status="$(container_health "$id")"
+    case "$status" in
+      healthy|running) return 0 ;;
+      unhealthy|exited|dead|missing|removing) log "container ${id:0:12} is $status"; return 1 ;;
+    esac
+    now="$(date +%s)"
+    if (( now - start >= timeout )); then
+      log "container ${id:0:12} still '$status' after ${timeout}s"
+      return 1
+    fi
+    sleep "$interval"
+  done
+}
+
+history_append() { # TAG RESULT [NOTE]
+  printf '%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$2" "${3:-}" >>"$HISTORY_FILE"
+}
+
+current_tag() {
+  if [[ -s "$CURRENT_TAG_FILE" ]]; then
+    head -n 1 "$CURRENT_TAG_FILE"
+  fi
+}
+
+set_current_tag() {
+  local tmp
+  tmp="$(mktemp "$CURRENT_TAG_FILE.XXXXXX")"
+  printf '%s\n' "$1" >"$tmp"
+  chmod 644 "$tmp"
+  mv -f "$tmp" "$CURRENT_TAG_FILE"
+}
