@@ -1,0 +1,51 @@
+# shellcheck shell=bash
+# Helpers for tests/ops/test-*.sh. Each test file defines case_* functions and
+# calls run_cases; every case runs in a subshell with its output captured and
+# prints "ok - NAME" or "not ok - NAME" (plus its log), which run.sh counts.
+
+OPS_TESTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC2034 # used by the test files that source this one
+REPO_ROOT="$(cd "$OPS_TESTS_DIR/../.." && pwd)"
+# shellcheck disable=SC2034
+FAKES_DIR="$OPS_TESTS_DIR/fakes"
+
+# Temp dirs made by mk_tmp are removed when the test file exits.
+OPS_TMP_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/ops-tests.XXXXXX")"
+trap 'rm -rf "$OPS_TMP_ROOT"' EXIT
+mk_tmp() { mktemp -d "$OPS_TMP_ROOT/case.XXXXXX"; }
+
+failf() { echo "ASSERTION FAILED: $*" >&2; exit 1; }
+assert_eq() { [[ "$1" == "$2" ]] || failf "${3:-values differ}: expected '$2', got '$1'"; }
+assert_ne() { [[ "$1" != "$2" ]] || failf "${3:-values equal}: did not expect '$2'"; }
+assert_file_contains() { grep -qF -- "$2" "$1" || failf "$1 does not contain '$2'"; }
+assert_file_lacks() { ! grep -qF -- "$2" "$1" || failf "$1 contains '$2'"; }
+# line number of the first line of FILE containing the fixed string, or 0
+line_of() { local n; n="$(grep -nF -m1 -- "$2" "$1" | cut -d: -f1)"; echo "${n:-0}"; }
+# assert_order FILE A B: a line with A exists and comes before the first line with B
+assert_order() {
+  local a b
+  a="$(line_of "$1" "$2")"
+  b="$(line_of "$1" "$3")"
+  (( a > 0 )) || failf "'$2' not found in $1"
+  (( b > 0 )) || failf "'$3' not found in $1"
+  (( a < b )) || failf "'$2' (line $a) does not come before '$3' (line $b)"
+}
+
+run_cases() {
+  local fn name rc log
+  local filter="${1:-}"
+  for fn in $(declare -F | awk '{ print $3 }' | grep '^case_' | grep -- "$filter"); do
+    name="${fn#case_}"
+    log="$OPS_TMP_ROOT/$fn.log"
+    ( "$fn" ) >"$log" 2>&1
+    rc=$?
+    if [[ -n "${OPS_TEST_VERBOSE:-}" ]]; then sed 's/^/    : /' "$log"; fi
+    if (( rc == 0 )); then
+      echo "ok - ${TEST_GROUP:-ops}: $name"
+      grep '^REPORT ' "$log" | sed 's/^/    /' || true
+    else
+      echo "not ok - ${TEST_GROUP:-ops}: $name (exit $rc)"
+      sed 's/^/    | /' "$log" | tail -n 80
+    fi
+  done
+}
