@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Helpers for tests/ops/test-*.sh. Each test file defines case_* functions and
 # calls run_cases; every case runs in a subshell with its output captured and
-# prints "ok - NAME" or "not ok - NAME" (plus its log), which run.sh counts.
+# prints "ok - NAME", "not ok - NAME" (plus its log) or "skip - NAME: why"
+# (a case that calls skip), which run.sh counts.
 
 OPS_TESTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck disable=SC2034 # used by the test files that source this one
@@ -14,6 +15,7 @@ OPS_TMP_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/ops-tests.XXXXXX")"
 trap 'rm -rf "$OPS_TMP_ROOT"' EXIT
 mk_tmp() { mktemp -d "$OPS_TMP_ROOT/case.XXXXXX"; }
 
+skip() { echo "SKIP $*"; exit 77; }
 failf() { echo "ASSERTION FAILED: $*" >&2; exit 1; }
 assert_eq() { [[ "$1" == "$2" ]] || failf "${3:-values differ}: expected '$2', got '$1'"; }
 assert_ne() { [[ "$1" != "$2" ]] || failf "${3:-values equal}: did not expect '$2'"; }
@@ -43,6 +45,8 @@ run_cases() {
     if (( rc == 0 )); then
       echo "ok - ${TEST_GROUP:-ops}: $name"
       grep '^REPORT ' "$log" | sed 's/^/    /' || true
+    elif (( rc == 77 )); then
+      echo "skip - ${TEST_GROUP:-ops}: $name: $(grep '^SKIP ' "$log" | head -n 1 | cut -c6-)"
     else
       echo "not ok - ${TEST_GROUP:-ops}: $name (exit $rc)"
       sed 's/^/    | /' "$log" | tail -n 80
