@@ -234,4 +234,23 @@ case_10_sqlite_restore_stops_restores_restarts() {
   assert_file_contains "$T/out" "RESTORED"
 }
 
+case_11_postgres_restore_into_fresh_database_then_swap() {
+  setup_app
+  echo "COMPOSE_PROFILES=postgres" >>"$APP/.env"
+  printf 'PGDMP-fake-dump\n' >"$T/pg-20260101T000000Z.dump"
+  "$APP/scripts/restore.sh" --yes "$T/pg-20260101T000000Z.dump" >"$T/out" 2>&1
+  local rc=$?
+  cat "$T/out"
+  assert_eq "$rc" 0 "restore exit code"
+  assert_order "$LOGF" "EVENT exec postgres pg_restore --list" "EVENT exec postgres psql -X -q -v ON_ERROR_STOP=1 -U app -d postgres"
+  assert_order "$LOGF" "EVENT exec postgres pg_restore -U app -d app_restore --no-owner --exit-on-error --single-transaction" "EVENT stop api-1-v1"
+  assert_order "$LOGF" "EVENT stop api-1-v1" "-d postgres --single-transaction"
+  assert_order "$LOGF" "EVENT stop worker-1-v1" "EVENT create api-2-v1"
+  grep -q 'psql -X -q -v ON_ERROR_STOP=1 -U app -d postgres --single-transaction' "$LOGF" || failf "swap not in one transaction"
+  assert_file_contains "$T/out" "user     3"
+  assert_file_contains "$T/out" "jobs     3"
+  assert_file_contains "$T/out" "app_pre_restore_"
+  assert_file_contains "$T/out" "RESTORED"
+}
+
 run_cases "$@"
