@@ -3,8 +3,11 @@
 
 pub mod config;
 pub mod db;
+pub mod email;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 pub use config::Settings;
 pub use db::Db;
