@@ -1,6 +1,7 @@
 //! What the `api` and the `worker` binaries share: configuration, the database
 //! handle and its migrations, and telemetry set-up.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod email;
