@@ -21,6 +21,8 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(&'static str),
+    #[error("Request Entity Too Large")]
+    PayloadTooLarge,
     /// FastAPI's 422 shape.
     #[error("request validation failed")]
     Validation(Vec<ValidationIssue>),
@@ -47,12 +49,19 @@ pub struct ValidationIssue {
     pub loc: Vec<serde_json::Value>,
     pub msg: String,
     pub input: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<serde_json::Value>,
 }
 
 impl ValidationIssue {
     pub fn new(kind: &'static str, loc: &[&str], msg: impl Into<String>, input: serde_json::Value) -> Self {
         let loc = loc.iter().map(|part| serde_json::Value::from(*part)).collect();
-        Self { kind, loc, msg: msg.into(), input }
+        Self { kind, loc, msg: msg.into(), input, ctx: None }
+    }
+
+    pub fn with_ctx(mut self, ctx: serde_json::Value) -> Self {
+        self.ctx = Some(ctx);
+        self
     }
 }
 
@@ -72,6 +81,7 @@ impl IntoResponse for ApiError {
             Self::Forbidden(m) => detail(StatusCode::FORBIDDEN, m),
             Self::NotFound(m) => detail(StatusCode::NOT_FOUND, m),
             Self::Conflict(m) => detail(StatusCode::CONFLICT, m),
+            Self::PayloadTooLarge => detail(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
             Self::Validation(issues) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": issues }))).into_response()
             }

@@ -11,10 +11,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use shared_core::Settings;
+use shared_core::auth::password::PasswordHasher;
+use shared_core::auth::token::TokenKeys;
 use shared_core::db::migrate::{self, SchemaError};
 use shared_core::db::{Db, DbError};
+use shared_core::email::{EmailError, Mailer};
 
+use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
+use crate::superuser::{self, SuperuserError};
 use crate::{metrics, routes};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,12 @@ pub enum StartupError {
     Database(#[from] DbError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Superuser(#[from] SuperuserError),
+    #[error(transparent)]
+    Email(#[from] EmailError),
+    #[error("REDIS_URL is not valid: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error("cannot listen on {addr} ({var}): {source}")]
     Bind { var: &'static str, addr: SocketAddr, source: std::io::Error },
 }
@@ -40,12 +51,19 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let db = Db::connect(&settings.database).await?;
         prepare_schema(&db, &settings).await?;
+        let hasher = PasswordHasher::new(password_hashing_slots());
+        if !db.is_read_only() {
+            superuser::ensure(&db, &settings, &hasher).await?;
+        }
+        let mailer = Mailer::from_settings(&settings).transpose()?;
+        let tokens = TokenKeys::new(&settings.secret_key);
+        let rate_limiter = RateLimiter::new(&settings)?;
         let bind = |var, addr| async move {
             TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { var, addr, source })
         };
         let listener = bind("LISTEN_ADDR", settings.http.listen_addr).await?;
         let metrics_listener = bind("METRICS_ADDR", settings.metrics_addr).await?;
-        let state = AppState { settings: Arc::new(settings), db };
+        let state = AppState { settings: Arc::new(settings), db, hasher, tokens, mailer, rate_limiter };
         Ok(Self { listener, metrics_listener, metrics: metrics::recorder(), state })
     }
 
@@ -110,6 +128,13 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Password hashing is CPU-bound (tens of milliseconds each): at most one
+/// per core runs at once, so a login flood queues instead of starving
+/// everything else.
+fn password_hashing_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// Migrates when allowed; otherwise (MIGRATE_ON_START=false, or a read-only

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use shared_core::db::migrate;
 
+use crate::rate_limit::RedisHealth;
 use crate::state::AppState;
 
 /// Liveness: answers while the process serves, touching no dependency, so a
@@ -62,12 +63,23 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }
     };
     let ready = database.status == "ok" && migrations.status == "ok";
+    let mut checks = json!({ "database": database, "migrations": migrations });
+    // Redis down degrades rate limiting to per-process counters; the api
+    // still serves, so it does not fail readiness.
+    let started = Instant::now();
+    let redis = match state.rate_limiter.redis_health().await {
+        RedisHealth::NotConfigured => None,
+        RedisHealth::Ok => Some(Check::timed(started, "ok", None)),
+        RedisHealth::Degraded(err) => {
+            tracing::warn!(error = %err, "readiness: redis check failed");
+            Some(Check::timed(started, "degraded", Some("redis unreachable; rate limits are per process".into())))
+        }
+    };
+    if let Some(redis) = redis {
+        checks["redis"] = json!(redis);
+    }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({
-        "status": if ready { "ok" } else { "error" },
-        "checks": { "database": database, "migrations": migrations },
-    });
-    (status, Json(body))
+    (status, Json(json!({ "status": if ready { "ok" } else { "error" }, "checks": checks })))
 }
 
 #[utoipa::path(

@@ -3,22 +3,31 @@
 
 pub mod docs;
 pub mod health;
+pub mod items;
+pub mod login;
+pub mod private;
+pub mod users;
+pub mod utils;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::Uri;
 use axum::routing::get;
-use utoipa::OpenApi;
+use shared_core::config::Environment;
+use utoipa::openapi::security::{Flow, OAuth2, Password, Scopes, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::middleware::{self, trailing_slash::KnownPaths};
+use crate::rate_limit;
 use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
     info(description = "Users, items and background jobs over HTTP."),
+    modifiers(&PasswordFlow),
     tags(
         (name = "login"),
         (name = "users"),
@@ -30,13 +39,43 @@ use crate::state::AppState;
 )]
 struct ApiDoc;
 
+/// The `Authorize` button of `/docs`: OAuth2 password flow against the login
+/// route, named as FastAPI names it.
+struct PasswordFlow;
+
+impl Modify for PasswordFlow {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let flow = Flow::Password(Password::new("/api/v1/login/access-token", Scopes::new()));
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("OAuth2PasswordBearer", SecurityScheme::OAuth2(OAuth2::new([flow])));
+    }
+}
+
 pub fn router(state: AppState) -> Router {
-    let (api, mut openapi) =
-        OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(health::health_check)).split_for_parts();
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(login::login_access_token))
+        .routes(routes!(login::test_token))
+        .routes(routes!(login::recover_password))
+        .routes(routes!(login::reset_password))
+        .routes(routes!(login::recover_password_html_content))
+        .routes(routes!(users::read_users, users::create_user))
+        .routes(routes!(users::read_user_me, users::update_user_me, users::delete_user_me))
+        .routes(routes!(users::update_password_me))
+        .routes(routes!(users::register_user))
+        .routes(routes!(users::read_user_by_id, users::update_user, users::delete_user))
+        .routes(routes!(utils::test_email))
+        .routes(routes!(health::health_check))
+        .routes(routes!(items::read_items, items::create_item))
+        .routes(routes!(items::read_item, items::update_item, items::delete_item));
+    if state.settings.environment == Environment::Local {
+        api = api.routes(routes!(private::create_user));
+    }
+    let (api, mut openapi) = api.split_for_parts();
     openapi.info.title = state.settings.project_name.clone();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
 
     let known = KnownPaths::new(openapi.paths.paths.keys().map(String::as_str));
+    let api = api.layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::enforce));
     let router = Router::new()
         .merge(api)
         .route("/healthz", get(health::healthz))

@@ -202,3 +202,63 @@ pub async fn spawn_app_on(db: TestDb, customise: impl FnOnce(&mut HashMap<String
     }));
     TestApp { address, metrics_address, state, http: http_client(), db, stop: Some(stop), server: Some(server) }
 }
+
+/// Requests as a client of the contract makes them.
+impl TestApp {
+    /// Sends `method path` with an optional bearer token and JSON body;
+    /// returns the status and the body (JSON, or a string for other bodies).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the request is answered");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, value)
+    }
+
+    /// Logs in through the form endpoint; panics unless it succeeds.
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/api/v1/login/access-token"))
+            .form(&[("username", email), ("password", password)])
+            .send()
+            .await
+            .expect("login is answered");
+        assert_eq!(response.status(), 200, "login of {email} failed");
+        let body: serde_json::Value = response.json().await.expect("a token body");
+        body["access_token"].as_str().expect("an access token").to_owned()
+    }
+
+    pub async fn superuser_token(&self) -> String {
+        self.token(SUPERUSER, SUPERUSER_PASSWORD).await
+    }
+
+    /// Signs up a fresh user and logs in: (user body, token, email).
+    pub async fn new_user(&self) -> (serde_json::Value, String, String) {
+        let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+        let (status, user) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/users/signup",
+                None,
+                Some(serde_json::json!({ "email": email, "password": "password123", "full_name": "Test User" })),
+            )
+            .await;
+        assert_eq!(status, 200, "{user}");
+        let token = self.token(&email, "password123").await;
+        (user, token, email)
+    }
+}

@@ -7,14 +7,17 @@
 //! text is usually shared too; where the dialects differ the two statements
 //! stand side by side in a `match` on [`Backend`].
 
+pub mod items;
 pub mod migrate;
+pub mod users;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Transaction;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
+use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::config::{DatabaseSettings, redact_url};
 
@@ -49,6 +52,38 @@ macro_rules! with_pool {
             $crate::db::Db::Sqlite { pool: $pool, .. } => $body,
         }
     };
+}
+
+/// A transaction that will write.
+pub enum Tx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Runs one body against the connection of a [`Tx`], like [`with_pool!`].
+#[macro_export]
+macro_rules! with_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::db::Tx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Postgres(tx) => tx.commit().await,
+            Self::Sqlite(tx) => tx.commit().await,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +149,18 @@ impl Db {
     /// skipped, and the schema is only verified.
     pub fn is_read_only(&self) -> bool {
         matches!(self, Self::Sqlite { read_only: true, .. })
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write
+    /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// first and writes later can fail with "database is locked" without
+    /// waiting, because SQLite cannot upgrade its lock while another writer
+    /// holds one; taking it first makes it wait its turn (busy_timeout).
+    pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        match self {
+            Self::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
+            Self::Sqlite { pool, .. } => pool.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite),
+        }
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {

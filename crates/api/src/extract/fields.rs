@@ -1,0 +1,211 @@
+//! Field-by-field validation of a JSON object with pydantic's error types and
+//! messages, collecting every problem like pydantic does.
+
+use serde_json::{Map, Value, json};
+
+use crate::error::ValidationIssue;
+
+/// A request body type built from a validated JSON object.
+pub trait FromFields: Sized {
+    fn from_fields(fields: &mut Fields<'_>) -> Self;
+}
+
+pub struct Fields<'a> {
+    object: &'a Map<String, Value>,
+    pub(super) issues: Vec<ValidationIssue>,
+}
+
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 128;
+pub const TEXT_MAX: usize = 255;
+
+impl<'a> Fields<'a> {
+    pub fn new(object: &'a Map<String, Value>) -> Self {
+        Self { object, issues: Vec::new() }
+    }
+
+    fn push(&mut self, kind: &'static str, field: &str, msg: impl Into<String>, input: &Value, ctx: Option<Value>) {
+        let mut issue = ValidationIssue::new(kind, &["body", field], msg, input.clone());
+        issue.ctx = ctx;
+        self.issues.push(issue);
+    }
+
+    fn missing(&mut self, field: &str) {
+        let whole = Value::Object(self.object.clone());
+        self.push("missing", field, "Field required", &whole, None);
+    }
+
+    fn check_string(&mut self, field: &str, value: &Value, min: usize, max: usize) -> Option<String> {
+        let Some(text) = value.as_str() else {
+            self.push("string_type", field, "Input should be a valid string", value, None);
+            return None;
+        };
+        let chars = text.chars().count();
+        if chars < min {
+            let unit = if min == 1 { "character" } else { "characters" };
+            let msg = format!("String should have at least {min} {unit}");
+            self.push("string_too_short", field, msg, value, Some(json!({ "min_length": min })));
+            return None;
+        }
+        if chars > max {
+            let msg = format!("String should have at most {max} characters");
+            self.push("string_too_long", field, msg, value, Some(json!({ "max_length": max })));
+            return None;
+        }
+        Some(text.to_owned())
+    }
+
+    /// A required string of `min..=max` characters.
+    pub fn string(&mut self, field: &str, min: usize, max: usize) -> String {
+        match self.object.get(field) {
+            None => {
+                self.missing(field);
+                String::new()
+            }
+            Some(value) => self.check_string(field, value, min, max).unwrap_or_default(),
+        }
+    }
+
+    /// An optional string: `None` when absent, `Some(None)` when null.
+    pub fn optional_string(&mut self, field: &str, min: usize, max: usize) -> Option<Option<String>> {
+        match self.object.get(field)? {
+            Value::Null => Some(None),
+            value => Some(self.check_string(field, value, min, max)),
+        }
+    }
+
+    pub fn password(&mut self, field: &str) -> String {
+        self.string(field, PASSWORD_MIN, PASSWORD_MAX)
+    }
+
+    fn check_email(&mut self, field: &str, value: &Value) -> Option<String> {
+        let text = self.check_string(field, value, 0, usize::MAX)?;
+        match normalise_email(&text) {
+            Ok(email) if email.chars().count() <= TEXT_MAX => Some(email),
+            Ok(_) => {
+                let msg = format!("String should have at most {TEXT_MAX} characters");
+                self.push("string_too_long", field, msg, value, Some(json!({ "max_length": TEXT_MAX })));
+                None
+            }
+            Err(reason) => {
+                let msg = format!("value is not a valid email address: {reason}");
+                self.push("value_error", field, msg, value, Some(json!({ "reason": reason })));
+                None
+            }
+        }
+    }
+
+    pub fn email(&mut self, field: &str) -> String {
+        match self.object.get(field) {
+            None => {
+                self.missing(field);
+                String::new()
+            }
+            Some(value) => self.check_email(field, value).unwrap_or_default(),
+        }
+    }
+
+    /// An optional email; null counts as absent (the column is NOT NULL).
+    pub fn optional_email(&mut self, field: &str) -> Option<String> {
+        match self.object.get(field)? {
+            Value::Null => None,
+            value => self.check_email(field, value),
+        }
+    }
+
+    /// An optional boolean in pydantic's lax JSON mode; null counts as absent.
+    pub fn optional_bool(&mut self, field: &str) -> Option<bool> {
+        let value = self.object.get(field)?;
+        let parsed = match value {
+            Value::Null => return None,
+            Value::Bool(b) => Some(*b),
+            Value::Number(n) if n.as_i64() == Some(0) => Some(false),
+            Value::Number(n) if n.as_i64() == Some(1) => Some(true),
+            Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+                "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.push("bool_parsing", field, "Input should be a valid boolean, unable to interpret input", value, None);
+        }
+        parsed
+    }
+}
+
+/// Validates an address the way pydantic's `EmailStr` (email-validator)
+/// does for the cases clients meet, returning it with the domain lowercased.
+pub fn normalise_email(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return Err("An email address must have an @-sign.".into());
+    };
+    if local.contains('@') {
+        return Err("The email address is not valid. It must have exactly one @-sign.".into());
+    }
+    if local.is_empty() {
+        return Err("There must be something before the @-sign.".into());
+    }
+    if domain.is_empty() {
+        return Err("There must be something after the @-sign.".into());
+    }
+    if local.len() > 64 {
+        return Err("The email address is too long before the @-sign.".into());
+    }
+    let allowed_local = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
+    if let Some(bad) = local.chars().find(|c| !allowed_local(*c)) {
+        return Err(format!("The email address contains invalid characters before the @-sign: '{bad}'."));
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err("The email address contains a period in an invalid position before the @-sign.".into());
+    }
+    let domain = domain.to_lowercase();
+    if !domain.contains('.') {
+        return Err("The part after the @-sign is not valid. It should have a period.".into());
+    }
+    let labels_ok = domain.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+    });
+    if !labels_ok {
+        return Err(format!("The part after the @-sign is not valid: {domain}"));
+    }
+    let tld = domain.rsplit('.').next().unwrap_or_default();
+    if tld.chars().all(|c| c.is_ascii_digit()) {
+        return Err("The part after the @-sign is not valid. It is not within a valid top-level domain.".into());
+    }
+    if ["local", "localhost", "invalid", "test", "onion", "arpa"].contains(&tld) {
+        return Err(
+            "The part after the @-sign is a special-use or reserved name that cannot be used with email.".into()
+        );
+    }
+    Ok(format!("{local}@{domain}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_checked_like_email_validator() {
+        assert_eq!(normalise_email("Someone@Example.COM").unwrap(), "Someone@example.com");
+        for bad in [
+            "plain",
+            "a@b@c.com",
+            "@example.com",
+            "a@",
+            "a@localhost",
+            "a b@example.com",
+            "a@exa_mple.com",
+            "a..b@example.com",
+            "x@example.test",
+        ] {
+            assert!(normalise_email(bad).is_err(), "{bad} accepted");
+        }
+        assert!(normalise_email("o'neil+tag@sub.example.co.uk").is_ok());
+    }
+}

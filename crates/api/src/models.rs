@@ -1,0 +1,286 @@
+//! The contract's schemas (Part A): what goes over the wire. Request bodies
+//! are validated field by field (`FromFields`) with pydantic's rules; their
+//! `ToSchema` derives document the same fields in the OpenAPI document.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use shared_core::db::items::Item;
+use shared_core::db::users::User;
+
+use crate::extract::fields::{Fields, FromFields, TEXT_MAX};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    pub message: String,
+}
+
+impl Message {
+    pub fn new(message: &str) -> Self {
+        Self { message: message.to_owned() }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Token {
+    pub access_token: String,
+    pub token_type: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPublic {
+    #[schema(format = Email, max_length = 255)]
+    pub email: String,
+    pub is_active: bool,
+    pub is_superuser: bool,
+    #[schema(max_length = 255)]
+    pub full_name: Option<String>,
+    pub id: Uuid,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<User> for UserPublic {
+    fn from(user: User) -> Self {
+        Self {
+            email: user.email,
+            is_active: user.is_active,
+            is_superuser: user.is_superuser,
+            full_name: user.full_name,
+            id: user.id,
+            created_at: user.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsersPublic {
+    pub data: Vec<UserPublic>,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemPublic {
+    #[schema(min_length = 1, max_length = 255)]
+    pub title: String,
+    #[schema(max_length = 255)]
+    pub description: Option<String>,
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<Item> for ItemPublic {
+    fn from(item: Item) -> Self {
+        Self {
+            title: item.title,
+            description: item.description,
+            id: item.id,
+            owner_id: item.owner_id,
+            created_at: item.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemsPublic {
+    pub data: Vec<ItemPublic>,
+    pub count: i64,
+}
+
+#[derive(Debug, ToSchema)]
+pub struct UserCreate {
+    #[schema(format = Email, max_length = 255)]
+    pub email: String,
+    #[schema(default = true)]
+    pub is_active: bool,
+    #[schema(default = false)]
+    pub is_superuser: bool,
+    #[schema(max_length = 255)]
+    pub full_name: Option<String>,
+    #[schema(min_length = 8, max_length = 128)]
+    pub password: String,
+}
+
+impl FromFields for UserCreate {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            email: f.email("email"),
+            is_active: f.optional_bool("is_active").unwrap_or(true),
+            is_superuser: f.optional_bool("is_superuser").unwrap_or(false),
+            full_name: f.optional_string("full_name", 0, TEXT_MAX).flatten(),
+            password: f.password("password"),
+        }
+    }
+}
+
+#[derive(Debug, ToSchema)]
+pub struct UserRegister {
+    #[schema(format = Email, max_length = 255)]
+    pub email: String,
+    #[schema(min_length = 8, max_length = 128)]
+    pub password: String,
+    #[schema(max_length = 255)]
+    pub full_name: Option<String>,
+}
+
+impl FromFields for UserRegister {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            email: f.email("email"),
+            password: f.password("password"),
+            full_name: f.optional_string("full_name", 0, TEXT_MAX).flatten(),
+        }
+    }
+}
+
+/// Every field optional; an absent field is left alone.
+#[derive(Debug, ToSchema)]
+pub struct UserUpdate {
+    #[schema(format = Email, max_length = 255)]
+    pub email: Option<String>,
+    pub is_active: Option<bool>,
+    pub is_superuser: Option<bool>,
+    #[schema(max_length = 255)]
+    pub full_name: Option<Option<String>>,
+    #[schema(min_length = 8, max_length = 128)]
+    pub password: Option<String>,
+}
+
+impl FromFields for UserUpdate {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            email: f.optional_email("email"),
+            is_active: f.optional_bool("is_active"),
+            is_superuser: f.optional_bool("is_superuser"),
+            full_name: f.optional_string("full_name", 0, TEXT_MAX),
+            password: f.optional_string("password", 8, 128).flatten(),
+        }
+    }
+}
+
+#[derive(Debug, ToSchema)]
+pub struct UserUpdateMe {
+    #[schema(max_length = 255)]
+    pub full_name: Option<Option<String>>,
+    #[schema(format = Email, max_length = 255)]
+    pub email: Option<String>,
+}
+
+impl FromFields for UserUpdateMe {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self { full_name: f.optional_string("full_name", 0, TEXT_MAX), email: f.optional_email("email") }
+    }
+}
+
+#[derive(Debug, ToSchema)]
+pub struct UpdatePassword {
+    #[schema(min_length = 8, max_length = 128)]
+    pub current_password: String,
+    #[schema(min_length = 8, max_length = 128)]
+    pub new_password: String,
+}
+
+impl FromFields for UpdatePassword {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self { current_password: f.password("current_password"), new_password: f.password("new_password") }
+    }
+}
+
+#[derive(Debug, ToSchema)]
+pub struct NewPassword {
+    pub token: String,
+    #[schema(min_length = 8, max_length = 128)]
+    pub new_password: String,
+}
+
+impl FromFields for NewPassword {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self { token: f.string("token", 0, usize::MAX), new_password: f.password("new_password") }
+    }
+}
+
+#[derive(Debug, ToSchema)]
+pub struct ItemCreate {
+    #[schema(min_length = 1, max_length = 255)]
+    pub title: String,
+    #[schema(max_length = 255)]
+    pub description: Option<String>,
+}
+
+impl FromFields for ItemCreate {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            title: f.string("title", 1, TEXT_MAX),
+            description: f.optional_string("description", 0, TEXT_MAX).flatten(),
+        }
+    }
+}
+
+#[derive(Debug, ToSchema)]
+pub struct ItemUpdate {
+    #[schema(min_length = 1, max_length = 255)]
+    pub title: Option<String>,
+    #[schema(max_length = 255)]
+    pub description: Option<Option<String>>,
+}
+
+impl FromFields for ItemUpdate {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            title: f.optional_string("title", 1, TEXT_MAX).flatten(),
+            description: f.optional_string("description", 0, TEXT_MAX),
+        }
+    }
+}
+
+#[derive(Debug, ToSchema)]
+pub struct PrivateUserCreate {
+    #[schema(format = Email, max_length = 255)]
+    pub email: String,
+    pub password: String,
+    pub full_name: String,
+    #[schema(default = false)]
+    pub is_verified: bool,
+}
+
+impl FromFields for PrivateUserCreate {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            email: f.email("email"),
+            password: f.string("password", 0, usize::MAX),
+            full_name: f.string("full_name", 0, usize::MAX),
+            is_verified: f.optional_bool("is_verified").unwrap_or(false),
+        }
+    }
+}
+
+/// The login form, as FastAPI's `OAuth2PasswordRequestForm` documents it.
+#[derive(Debug, ToSchema)]
+#[schema(title = "Body_login-login_access_token")]
+pub struct BodyLoginAccessToken {
+    pub grant_type: Option<String>,
+    pub username: String,
+    #[schema(format = Password)]
+    pub password: String,
+    #[schema(default = "")]
+    pub scope: String,
+    pub client_id: Option<String>,
+    #[schema(format = Password)]
+    pub client_secret: Option<String>,
+}
+
+/// FastAPI's 422 body.
+#[derive(Debug, ToSchema)]
+pub struct HTTPValidationError {
+    pub detail: Vec<ValidationError>,
+}
+
+#[derive(Debug, ToSchema)]
+pub struct ValidationError {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[schema(rename = "type")]
+    pub kind: String,
+}

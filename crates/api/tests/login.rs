@@ -1,0 +1,216 @@
+//! Tag `login`: every row of the contract's table, on both databases.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::{SUPERUSER, on_both_backends, spawn_app, spawn_app_with};
+use reqwest::Method;
+use serde_json::{Value, json};
+use shared_core::db::Backend;
+use shared_core::testing::SmtpCatcher;
+
+on_both_backends!(
+    access_token_for_valid_credentials_case_insensitive_email,
+    access_token_errors,
+    test_token_returns_the_caller,
+    password_recovery_answers_the_same_and_mails_only_known_users,
+    reset_password_with_the_mailed_token,
+    reset_password_errors,
+    recovery_html_content_is_for_superusers,
+);
+
+async fn login(app: &common::TestApp, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = app.http.post(app.url("/api/v1/login/access-token")).form(form).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn access_token_for_valid_credentials_case_insensitive_email(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, _, email) = app.new_user().await;
+    let (status, body) = login(&app, &[("username", &email.to_uppercase()), ("password", "password123")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "bearer");
+    // grant_type, scope, client_id and client_secret are accepted and ignored.
+    let form = [
+        ("username", email.as_str()),
+        ("password", "password123"),
+        ("grant_type", "password"),
+        ("scope", "x y"),
+        ("client_id", "c"),
+        ("client_secret", "s"),
+    ];
+    assert_eq!(login(&app, &form).await.0, 200);
+    let token = body["access_token"].as_str().unwrap();
+    let (status, me) = app.call(Method::GET, "/api/v1/users/me", Some(token), None).await;
+    assert_eq!((status.as_u16(), me["email"].as_str()), (200, Some(email.as_str())));
+    app.shutdown().await;
+}
+
+async fn access_token_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (user, _, email) = app.new_user().await;
+    let wrong = login(&app, &[("username", &email), ("password", "wrong-password")]).await;
+    assert_eq!(wrong, (400, json!({"detail": "Incorrect email or password"})));
+    let unknown = login(&app, &[("username", "nobody@example.com"), ("password", "password123")]).await;
+    assert_eq!(unknown, (400, json!({"detail": "Incorrect email or password"})));
+
+    let admin = app.superuser_token().await;
+    let path = format!("/api/v1/users/{}", user["id"].as_str().unwrap());
+    app.call(Method::PATCH, &path, Some(&admin), Some(json!({"is_active": false}))).await;
+    let inactive = login(&app, &[("username", &email), ("password", "password123")]).await;
+    assert_eq!(inactive, (400, json!({"detail": "Inactive user"})));
+
+    let (status, missing) = login(&app, &[("username", &email)]).await;
+    assert_eq!(status, 422);
+    assert_eq!(missing["detail"][0]["type"], "missing");
+    assert_eq!(missing["detail"][0]["loc"], json!(["body", "password"]));
+    app.shutdown().await;
+}
+
+async fn test_token_returns_the_caller(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (user, token, _) = app.new_user().await;
+    let (status, body) = app.call(Method::POST, "/api/v1/login/test-token", Some(&token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, user);
+    let (status, body) = app.call(Method::POST, "/api/v1/login/test-token", None, None).await;
+    assert_eq!((status.as_u16(), body), (401, json!({"detail": "Not authenticated"})));
+    app.shutdown().await;
+}
+
+async fn with_mail(backend: Backend, catcher: &SmtpCatcher) -> common::TestApp {
+    let port = catcher.port().to_string();
+    spawn_app_with(backend, |env| {
+        env.insert("SMTP_HOST".into(), "127.0.0.1".into());
+        env.insert("SMTP_PORT".into(), port);
+        env.insert("SMTP_TLS".into(), "false".into());
+        env.insert("EMAILS_FROM_EMAIL".into(), "noreply@example.com".into());
+        env.insert("FRONTEND_HOST".into(), "https://dashboard.example.com".into());
+    })
+    .await
+}
+
+fn reset_token_from(html: &str) -> String {
+    let start = html.find("reset-password?token=").expect("a reset link") + "reset-password?token=".len();
+    html[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect()
+}
+
+async fn password_recovery_answers_the_same_and_mails_only_known_users(backend: Backend) {
+    let catcher = SmtpCatcher::start().await;
+    let app = with_mail(backend, &catcher).await;
+    let (_, _, email) = app.new_user().await;
+    let expected = json!({"message": "If that email is registered, we sent a password recovery link"});
+    for address in ["nobody@example.com", email.as_str()] {
+        let (status, body) = app.call(Method::POST, &format!("/api/v1/password-recovery/{address}"), None, None).await;
+        assert_eq!((status.as_u16(), &body), (200, &expected));
+    }
+    let messages = catcher.wait_for(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let messages = if catcher.messages().len() > messages.len() { catcher.messages() } else { messages };
+    assert_eq!(messages.len(), 1, "only the registered user gets an email");
+    assert_eq!(messages[0].to, vec![email.clone()]);
+    let html = messages[0].html_body();
+    assert!(html.contains("https://dashboard.example.com/reset-password?token="), "{html}");
+    app.shutdown().await;
+}
+
+async fn reset_password_with_the_mailed_token(backend: Backend) {
+    let catcher = SmtpCatcher::start().await;
+    let app = with_mail(backend, &catcher).await;
+    let (_, _, email) = app.new_user().await;
+    app.call(Method::POST, &format!("/api/v1/password-recovery/{email}"), None, None).await;
+    let html = catcher.wait_for(1, Duration::from_secs(10)).await[0].html_body();
+    let token = reset_token_from(&html);
+
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/reset-password/",
+            None,
+            Some(json!({"token": token, "new_password": "brand-new-pass"})),
+        )
+        .await;
+    assert_eq!((status.as_u16(), body), (200, json!({"message": "Password updated successfully"})));
+    assert_eq!(login(&app, &[("username", &email), ("password", "password123")]).await.0, 400);
+    app.token(&email, "brand-new-pass").await;
+    app.shutdown().await;
+}
+
+async fn reset_password_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (user, _, email) = app.new_user().await;
+    let bad = app
+        .call(
+            Method::POST,
+            "/api/v1/reset-password/",
+            None,
+            Some(json!({"token": "not-a-token", "new_password": "brand-new-pass"})),
+        )
+        .await;
+    assert_eq!((bad.0.as_u16(), bad.1), (400, json!({"detail": "Invalid token"})));
+
+    // A valid token for an address nobody has.
+    let tokens = &app.state.tokens;
+    let ghost = tokens.create_reset_token("ghost@example.com", Duration::from_secs(60)).unwrap();
+    let unknown = app
+        .call(
+            Method::POST,
+            "/api/v1/reset-password/",
+            None,
+            Some(json!({"token": ghost, "new_password": "brand-new-pass"})),
+        )
+        .await;
+    assert_eq!((unknown.0.as_u16(), unknown.1), (400, json!({"detail": "Invalid token"})));
+
+    let admin = app.superuser_token().await;
+    let path = format!("/api/v1/users/{}", user["id"].as_str().unwrap());
+    app.call(Method::PATCH, &path, Some(&admin), Some(json!({"is_active": false}))).await;
+    let token = tokens.create_reset_token(&email, Duration::from_secs(60)).unwrap();
+    let inactive = app
+        .call(
+            Method::POST,
+            "/api/v1/reset-password/",
+            None,
+            Some(json!({"token": token, "new_password": "brand-new-pass"})),
+        )
+        .await;
+    assert_eq!((inactive.0.as_u16(), inactive.1), (400, json!({"detail": "Inactive user"})));
+
+    let short = app
+        .call(Method::POST, "/api/v1/reset-password/", None, Some(json!({"token": "t", "new_password": "short"})))
+        .await;
+    assert_eq!(short.0, 422);
+    assert_eq!(short.1["detail"][0]["type"], "string_too_short");
+    app.shutdown().await;
+}
+
+async fn recovery_html_content_is_for_superusers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.superuser_token().await;
+    let response = app
+        .http
+        .post(app.url(&format!("/api/v1/password-recovery-html-content/{SUPERUSER}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(response.text().await.unwrap().contains("/reset-password?token="));
+
+    let (status, body) =
+        app.call(Method::POST, "/api/v1/password-recovery-html-content/nobody@example.com", Some(&admin), None).await;
+    assert_eq!(
+        (status.as_u16(), body),
+        (404, json!({"detail": "The user with this username does not exist in the system."}))
+    );
+
+    let (_, token, email) = app.new_user().await;
+    let (status, body) =
+        app.call(Method::POST, &format!("/api/v1/password-recovery-html-content/{email}"), Some(&token), None).await;
+    assert_eq!((status.as_u16(), body), (403, json!({"detail": "The user doesn't have enough privileges"})));
+    app.shutdown().await;
+}

@@ -1,0 +1,219 @@
+//! Rate limits (contract Part B), in memory and in Redis, including Redis
+//! dying and coming back mid-traffic.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{TestApp, on_both_backends, redis_url, spawn_app_with};
+use serde_json::{Value, json};
+use shared_core::db::Backend;
+
+on_both_backends!(
+    over_the_limit_is_a_429_with_retry_after,
+    login_and_recovery_have_a_stricter_budget,
+    authenticated_users_have_their_own_budget,
+    forwarded_for_counts_only_from_trusted_proxies,
+    two_instances_share_one_redis_budget,
+    redis_failing_mid_traffic_falls_back_without_a_5xx_and_returns,
+);
+
+fn limits(env: &mut std::collections::HashMap<String, String>, general: u32, login: u32) {
+    env.insert("RATE_LIMIT_PER_MINUTE".into(), general.to_string());
+    env.insert("LOGIN_RATE_LIMIT_PER_MINUTE".into(), login.to_string());
+}
+
+async fn get_status(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, Option<u64>) {
+    let mut request = app.http.get(app.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().parse().unwrap());
+    (response.status().as_u16(), retry)
+}
+
+async fn over_the_limit_is_a_429_with_retry_after(backend: Backend) {
+    let app = spawn_app_with(backend, |env| limits(env, 5, 5)).await;
+    for _ in 0..5 {
+        assert_eq!(get_status(&app, "/api/v1/utils/health-check/", &[]).await.0, 200);
+    }
+    let response = app.http.get(app.url("/api/v1/utils/health-check/")).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=120).contains(&retry), "{retry}");
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Too many requests"}));
+    // Probes are never limited.
+    assert_eq!(get_status(&app, "/healthz", &[]).await.0, 200);
+    assert_eq!(get_status(&app, "/readyz", &[]).await.0, 200);
+    let metrics = app.http.get(app.metrics_url()).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"rate_limit_rejections_total{budget="general"}"#), "{metrics}");
+    app.shutdown().await;
+}
+
+async fn login_and_recovery_have_a_stricter_budget(backend: Backend) {
+    let app = spawn_app_with(backend, |env| limits(env, 1000, 3)).await;
+    let attempt = || {
+        app.http
+            .post(app.url("/api/v1/login/access-token"))
+            .form(&[("username", "a@example.com"), ("password", "wrong-pass")])
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt().await.unwrap().status(), 400);
+    }
+    assert_eq!(attempt().await.unwrap().status(), 429);
+    let recovery = app.http.post(app.url("/api/v1/password-recovery/a@example.com")).send().await.unwrap();
+    assert_eq!(recovery.status(), 429, "recovery shares the login budget");
+    assert_eq!(get_status(&app, "/api/v1/utils/health-check/", &[]).await.0, 200, "other routes are unaffected");
+    app.shutdown().await;
+}
+
+async fn authenticated_users_have_their_own_budget(backend: Backend) {
+    let app = spawn_app_with(backend, |env| limits(env, 6, 100)).await;
+    // Signup and login spend two of this address's six.
+    let (_, token, _) = app.new_user().await;
+    let bearer = format!("Bearer {token}");
+    for _ in 0..6 {
+        assert_eq!(get_status(&app, "/api/v1/users/me", &[("authorization", &bearer)]).await.0, 200);
+    }
+    assert_eq!(get_status(&app, "/api/v1/users/me", &[("authorization", &bearer)]).await.0, 429);
+    // The anonymous budget of the same address is separate.
+    assert_eq!(get_status(&app, "/api/v1/utils/health-check/", &[]).await.0, 200);
+    app.shutdown().await;
+}
+
+async fn forwarded_for_counts_only_from_trusted_proxies(backend: Backend) {
+    let trusting = spawn_app_with(backend, |env| {
+        limits(env, 2, 100);
+        env.insert("TRUSTED_PROXIES".into(), "127.0.0.1".into());
+    })
+    .await;
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        for _ in 0..2 {
+            assert_eq!(
+                get_status(&trusting, "/api/v1/utils/health-check/", &[("x-forwarded-for", client)]).await.0,
+                200
+            );
+        }
+        assert_eq!(get_status(&trusting, "/api/v1/utils/health-check/", &[("x-forwarded-for", client)]).await.0, 429);
+    }
+    trusting.shutdown().await;
+
+    let untrusting = spawn_app_with(backend, |env| limits(env, 2, 100)).await;
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(["198.51.100.1", "198.51.100.2", "198.51.100.3"].iter().map(|client| async {
+            get_status(&untrusting, "/api/v1/utils/health-check/", &[("x-forwarded-for", client)]).await.0
+        }))
+        .await;
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "a spoofed header buys no budget: {statuses:?}");
+    untrusting.shutdown().await;
+}
+
+fn redis_env(env: &mut std::collections::HashMap<String, String>, url: &str, prefix: &str) {
+    env.insert("REDIS_URL".into(), url.to_owned());
+    env.insert("REDIS_KEY_PREFIX".into(), prefix.to_owned());
+}
+
+async fn redis_keys(url: &str, prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn =
+        client.get_multiplexed_async_connection().await.expect("TEST_REDIS_URL must point at a running Redis");
+    redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap()
+}
+
+async fn two_instances_share_one_redis_budget(backend: Backend) {
+    let url = redis_url();
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let a = spawn_app_with(backend, |env| {
+        limits(env, 6, 100);
+        redis_env(env, &url, &prefix);
+    })
+    .await;
+    let b = spawn_app_with(backend, |env| {
+        limits(env, 6, 100);
+        redis_env(env, &url, &prefix);
+    })
+    .await;
+    for app in [&a, &b, &a, &b, &a, &b] {
+        assert_eq!(get_status(app, "/api/v1/utils/health-check/", &[]).await.0, 200);
+    }
+    assert_eq!(get_status(&a, "/api/v1/utils/health-check/", &[]).await.0, 429);
+    assert_eq!(get_status(&b, "/api/v1/utils/health-check/", &[]).await.0, 429);
+    assert!(!redis_keys(&url, &prefix).await.is_empty(), "the counters are in Redis");
+    let ready: Value = a.http.get(a.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["checks"]["redis"]["status"], "ok");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A Redis server of the test's own, so it can be killed and restarted.
+struct OwnRedis {
+    port: u16,
+    child: Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn redis_failing_mid_traffic_falls_back_without_a_5xx_and_returns(backend: Backend) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redis = OwnRedis::start(port);
+    let url = redis.url();
+    let app = spawn_app_with(backend, |env| {
+        limits(env, 100_000, 100);
+        redis_env(env, &url, "fallback:");
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(get_status(&app, "/api/v1/utils/health-check/", &[]).await.0);
+    }
+    assert!(!redis_keys(&url, "fallback:").await.is_empty());
+
+    drop(redis);
+    for _ in 0..50 {
+        statuses.push(get_status(&app, "/api/v1/utils/health-check/", &[]).await.0);
+    }
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "Redis down does not fail readiness");
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["checks"]["redis"]["status"], "degraded");
+
+    let redis = OwnRedis::start(port);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for _ in 0..20 {
+        statuses.push(get_status(&app, "/api/v1/utils/health-check/", &[]).await.0);
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "no request failed: {statuses:?}");
+    assert!(!redis_keys(&redis.url(), "fallback:").await.is_empty(), "counting went back to Redis");
+    app.shutdown().await;
+}

@@ -1,0 +1,155 @@
+//! Queries on the `"user"` table. Emails are compared case-insensitively
+//! (`lower(email)`, indexed), as the contract requires.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use uuid::Uuid;
+
+use super::Db;
+use crate::with_pool;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub is_active: bool,
+    pub is_superuser: bool,
+    pub full_name: Option<String>,
+    pub hashed_password: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub hashed_password: &'a str,
+    pub full_name: Option<&'a str>,
+    pub is_active: bool,
+    pub is_superuser: bool,
+}
+
+/// A partial update: `None` leaves a column alone. `full_name` is nullable,
+/// so `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub email: Option<String>,
+    pub full_name: Option<Option<String>>,
+    pub is_active: Option<bool>,
+    pub is_superuser: Option<bool>,
+    pub hashed_password: Option<String>,
+}
+
+const COLUMNS: &str = r#"id, email, is_active, is_superuser, full_name, hashed_password, created_at"#;
+
+/// Timestamps are cut to microseconds, Postgres' precision, so both
+/// backends hand back exactly what was written.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!(r#"SELECT {COLUMNS} FROM "user" WHERE id = $1"#);
+    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
+}
+
+pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!(r#"SELECT {COLUMNS} FROM "user" WHERE lower(email) = lower($1) LIMIT 1"#);
+    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(pool).await)
+}
+
+/// Inserts a user. A concurrent insert of the same email fails on the unique
+/// index: see [`is_unique_violation`].
+pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, sqlx::Error> {
+    let sql = format!(
+        r#"INSERT INTO "user" (id, email, is_active, is_superuser, full_name, hashed_password, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"#
+    );
+    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(Uuid::new_v4())
+        .bind(new.email)
+        .bind(new.is_active)
+        .bind(new.is_superuser)
+        .bind(new.full_name)
+        .bind(new.hashed_password)
+        .bind(now())
+        .fetch_one(pool)
+        .await)
+}
+
+/// Inserts unless a user with that email (exact spelling) exists; `None`
+/// when someone else got there first. Lets several replicas run start-up at
+/// once without racing on the unique index.
+pub async fn create_if_absent(db: &Db, new: NewUser<'_>) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!(
+        r#"INSERT INTO "user" (id, email, is_active, is_superuser, full_name, hashed_password, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (email) DO NOTHING RETURNING {COLUMNS}"#
+    );
+    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(Uuid::new_v4())
+        .bind(new.email)
+        .bind(new.is_active)
+        .bind(new.is_superuser)
+        .bind(new.full_name)
+        .bind(new.hashed_password)
+        .bind(now())
+        .fetch_optional(pool)
+        .await)
+}
+
+pub async fn list(db: &Db, skip: i64, limit: i64) -> Result<(Vec<User>, i64), sqlx::Error> {
+    let sql = format!(r#"SELECT {COLUMNS} FROM "user" ORDER BY created_at DESC NULLS LAST, id LIMIT $1 OFFSET $2"#);
+    let users = with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+        .bind(limit)
+        .bind(skip)
+        .fetch_all(pool)
+        .await)?;
+    let count = with_pool!(db, |pool| sqlx::query_scalar(r#"SELECT COUNT(*) FROM "user""#).fetch_one(pool).await)?;
+    Ok((users, count))
+}
+
+/// Applies `changes` and returns the updated row (`None`: no such user).
+pub async fn update(db: &Db, id: Uuid, changes: UserChanges) -> Result<Option<User>, sqlx::Error> {
+    // One statement for any subset of columns: each column keeps its value
+    // unless its flag says it changes.
+    let sql = format!(
+        r#"UPDATE "user" SET
+             email = COALESCE($2, email),
+             full_name = CASE WHEN $3 THEN $4 ELSE full_name END,
+             is_active = COALESCE($5, is_active),
+             is_superuser = COALESCE($6, is_superuser),
+             hashed_password = COALESCE($7, hashed_password)
+           WHERE id = $1 RETURNING {COLUMNS}"#
+    );
+    let set_full_name = changes.full_name.is_some();
+    let full_name = changes.full_name.flatten();
+    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&changes.email)
+        .bind(set_full_name)
+        .bind(&full_name)
+        .bind(changes.is_active)
+        .bind(changes.is_superuser)
+        .bind(&changes.hashed_password)
+        .fetch_optional(pool)
+        .await)
+}
+
+/// Deletes a user and their items in one transaction (the foreign key
+/// cascades too, but an adopted database may predate it).
+pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    crate::with_tx!(&mut tx, |conn| sqlx::query("DELETE FROM item WHERE owner_id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(drop))?;
+    let deleted = crate::with_tx!(&mut tx, |conn| sqlx::query(r#"DELETE FROM "user" WHERE id = $1"#)
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    tx.commit().await?;
+    Ok(deleted > 0)
+}
+
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
