@@ -284,6 +284,8 @@ for name in ("api", "worker"):
     need("cargo watch" in " ".join(s[name].get("command", [])), f"{name}: cargo-watch hot reload")
 need("migrate" in s["migrate"].get("command", []), "migrate runs api migrate")
 for name, svc in s.items():
+    r = str(svc.get("restart", "no"))
+    need(r in ("no", "always", "unless-stopped", "on-failure") or r.startswith("on-failure:"), f"{name}: valid restart policy (has {r})")
     for p in svc.get("ports", []):
         need(p.get("host_ip") == "127.0.0.1", f"{name}: port {p.get('target')} bound to 127.0.0.1 only")
     if name != "migrate":
