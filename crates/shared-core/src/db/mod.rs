@@ -7,6 +7,7 @@
 //! text is usually shared too; where the dialects differ the two statements
 //! stand side by side in a `match` on [`Backend`].
 
+pub mod backup;
 pub mod items;
 pub mod migrate;
 pub mod users;
