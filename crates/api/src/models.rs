@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use shared_core::db::items::Item;
+use shared_core::db::jobs::Job;
 use shared_core::db::users::User;
 
 use crate::extract::fields::{Fields, FromFields, TEXT_MAX};
@@ -283,4 +284,72 @@ pub struct ValidationError {
     pub msg: String,
     #[schema(rename = "type")]
     pub kind: String,
+}
+
+/// A job as the jobs API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPublic {
+    pub id: Uuid,
+    pub kind: String,
+    /// queued, running, succeeded, failed or cancelled
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub owner_id: Option<Uuid>,
+}
+
+impl From<Job> for JobPublic {
+    fn from(job: Job) -> Self {
+        Self {
+            id: job.id,
+            kind: job.kind,
+            status: job.status,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            run_at: job.run_at,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            last_error: job.last_error,
+            owner_id: job.owner_id,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobsPublic {
+    pub data: Vec<JobPublic>,
+    pub count: i64,
+}
+
+pub const JOB_MAX_ATTEMPTS_LIMIT: i64 = 25;
+
+#[derive(Debug, ToSchema)]
+pub struct JobCreate {
+    /// items_export, or noop (superusers)
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Map<String, serde_json::Value>,
+    pub run_at: Option<DateTime<Utc>>,
+    #[schema(minimum = 1, maximum = 25)]
+    pub max_attempts: Option<i32>,
+    #[schema(min_length = 1, max_length = 255)]
+    pub idempotency_key: Option<String>,
+}
+
+impl FromFields for JobCreate {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            kind: f.string("kind", 1, 64),
+            payload: f.optional_object("payload").unwrap_or_default(),
+            run_at: f.optional_datetime("run_at"),
+            max_attempts: f.optional_int("max_attempts", 1, JOB_MAX_ATTEMPTS_LIMIT).map(|n| n as i32),
+            idempotency_key: f.optional_string("idempotency_key", 1, TEXT_MAX).flatten(),
+        }
+    }
 }

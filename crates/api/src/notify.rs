@@ -1,21 +1,26 @@
-//! The one way handlers send email. Delivery happens after the response so
-//! its duration does not reveal anything (e.g. whether an address is
-//! registered) and a slow SMTP server does not slow the API.
+//! The one way handlers send email: a `send_email` job, which the worker
+//! delivers with retries. Enqueued inside the caller's transaction where
+//! there is one, so the email exists exactly when the change behind it does.
 
+use shared_core::db::Tx;
 use shared_core::email::Email;
+use shared_core::jobs;
 
 use crate::state::AppState;
 
-/// Sends `email` in the background when email is configured; otherwise logs
-/// that it was not sent.
-pub fn send(state: &AppState, email: Email) {
-    let Some(mailer) = state.mailer.clone() else {
+/// Queues `email` in `tx` when email is configured; otherwise logs that it
+/// was not sent.
+pub async fn send_in(tx: &mut Tx, state: &AppState, email: Email) -> Result<(), sqlx::Error> {
+    if !state.settings.email_enabled() {
         tracing::info!(subject = %email.subject, "email is not configured; not sending");
-        return;
-    };
-    tokio::spawn(async move {
-        if let Err(err) = mailer.send(&email).await {
-            tracing::error!(error = %err, subject = %email.subject, "email delivery failed");
-        }
-    });
+        return Ok(());
+    }
+    jobs::enqueue_in(tx, &jobs::email_job(&email, state.settings.worker.job_max_attempts)).await.map(drop)
+}
+
+/// [`send_in`] in a transaction of its own.
+pub async fn send(state: &AppState, email: Email) -> Result<(), sqlx::Error> {
+    let mut tx = state.db.begin_write().await?;
+    send_in(&mut tx, state, email).await?;
+    tx.commit().await
 }

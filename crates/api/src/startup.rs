@@ -15,7 +15,6 @@ use shared_core::auth::password::PasswordHasher;
 use shared_core::auth::token::TokenKeys;
 use shared_core::db::migrate::{self, SchemaError};
 use shared_core::db::{Db, DbError};
-use shared_core::email::{EmailError, Mailer};
 
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
@@ -30,8 +29,6 @@ pub enum StartupError {
     Schema(#[from] SchemaError),
     #[error(transparent)]
     Superuser(#[from] SuperuserError),
-    #[error(transparent)]
-    Email(#[from] EmailError),
     #[error("REDIS_URL is not valid: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot listen on {addr} ({var}): {source}")]
@@ -55,7 +52,6 @@ impl Application {
         if !db.is_read_only() {
             superuser::ensure(&db, &settings, &hasher).await?;
         }
-        let mailer = Mailer::from_settings(&settings).transpose()?;
         let tokens = TokenKeys::new(&settings.secret_key);
         let rate_limiter = RateLimiter::new(&settings)?;
         let bind = |var, addr| async move {
@@ -63,8 +59,8 @@ impl Application {
         };
         let listener = bind("LISTEN_ADDR", settings.http.listen_addr).await?;
         let metrics_listener = bind("METRICS_ADDR", settings.metrics_addr).await?;
-        let state = AppState { settings: Arc::new(settings), db, hasher, tokens, mailer, rate_limiter };
-        Ok(Self { listener, metrics_listener, metrics: metrics::recorder(), state })
+        let state = AppState { settings: Arc::new(settings), db, hasher, tokens, rate_limiter };
+        Ok(Self { listener, metrics_listener, metrics: shared_core::metrics::recorder(), state })
     }
 
     pub fn address(&self) -> SocketAddr {

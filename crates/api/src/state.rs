@@ -2,7 +2,6 @@ use std::sync::Arc;
 
 use shared_core::auth::password::PasswordHasher;
 use shared_core::auth::token::TokenKeys;
-use shared_core::email::Mailer;
 use shared_core::{Db, Settings};
 
 use crate::rate_limit::RateLimiter;
@@ -14,7 +13,5 @@ pub struct AppState {
     pub db: Db,
     pub hasher: PasswordHasher,
     pub tokens: TokenKeys,
-    /// `None` when email is not configured.
-    pub mailer: Option<Mailer>,
     pub rate_limiter: RateLimiter,
 }

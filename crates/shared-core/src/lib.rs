@@ -5,6 +5,8 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod email;
+pub mod jobs;
+pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]

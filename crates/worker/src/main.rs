@@ -1,9 +1,10 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use shared_core::config::vars::{self, ReadBy};
-use shared_core::db::{Db, migrate};
+use shared_core::db::{Db, backup};
 use shared_core::{Settings, telemetry};
 
 /// The background worker of the stack: durable jobs and schedules.
@@ -18,6 +19,12 @@ struct Cli {
 enum Command {
     /// Run jobs until SIGTERM (the default).
     Run,
+    /// Exit 0 when a worker on this host has a fresh heartbeat, 1 otherwise.
+    Healthcheck,
+    /// Take an online backup of the SQLite database into BACKUP_DIR now.
+    Backup,
+    /// Check FILE and put it in place of the SQLite database (stop the api and worker first).
+    Restore { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -31,13 +38,39 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&loaded.settings.log_level, loaded.settings.log_format);
+    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    let settings = loaded.settings;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
-            Command::Run => run(loaded.settings).await,
+            Command::Run => worker::run(settings, shared_core::shutdown::signal()).await,
+            Command::Healthcheck => {
+                let db = Db::connect(&settings.database).await?;
+                if worker::heartbeat::healthy(&db, &worker::host_name()).await? {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("no fresh worker heartbeat on this host"))
+                }
+            }
+            Command::Backup => {
+                let db = Db::connect(&settings.database).await?;
+                let report =
+                    backup::sqlite_backup(&db, &settings.worker.backup_dir, settings.worker.backup_keep).await?;
+                println!("{}", report.path.display());
+                Ok(())
+            }
+            Command::Restore { file } => {
+                let target = sqlite_path(settings.database.url.expose())?;
+                let report = backup::sqlite_restore(&file, &target).await?;
+                println!("restored {} into {} (integrity {})", file.display(), target.display(), report.integrity);
+                for (table, rows) in report.row_counts {
+                    println!("  {table}: {rows} rows");
+                }
+                Ok(())
+            }
         }
     });
     match result {
@@ -50,14 +83,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(settings: Settings) -> anyhow::Result<()> {
-    let db = Db::connect(&settings.database).await?;
-    // The api owns migrations; a worker on a schema that is behind would run
-    // jobs against tables it does not understand.
-    migrate::verify(&db).await?;
-    tracing::info!(backend = db.backend().as_str(), "worker ready; idle until SIGTERM");
-    shared_core::shutdown::signal().await;
-    db.close().await;
-    tracing::info!("stopped");
-    Ok(())
+/// The file of a `sqlite:` DATABASE_URL.
+fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
+    let rest =
+        rest.ok_or_else(|| anyhow::anyhow!("restore needs a sqlite: DATABASE_URL; for Postgres use pg_restore"))?;
+    Ok(PathBuf::from(rest.split('?').next().unwrap_or(rest)))
 }

@@ -113,6 +113,59 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional JSON object; null counts as absent.
+    pub fn optional_object(&mut self, field: &str) -> Option<Map<String, Value>> {
+        match self.object.get(field)? {
+            Value::Null => None,
+            Value::Object(object) => Some(object.clone()),
+            other => {
+                let msg = "Input should be a valid dictionary";
+                self.push("dict_type", field, msg, &other.clone(), None);
+                None
+            }
+        }
+    }
+
+    /// An optional integer within `min..=max`; null counts as absent.
+    pub fn optional_int(&mut self, field: &str, min: i64, max: i64) -> Option<i64> {
+        let value = self.object.get(field)?.clone();
+        let parsed = match &value {
+            Value::Null => return None,
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let Some(number) = parsed else {
+            self.push("int_parsing", field, "Input should be a valid integer", &value, None);
+            return None;
+        };
+        if number < min {
+            let msg = format!("Input should be greater than or equal to {min}");
+            self.push("greater_than_equal", field, msg, &value, Some(json!({ "ge": min })));
+            return None;
+        }
+        if number > max {
+            let msg = format!("Input should be less than or equal to {max}");
+            self.push("less_than_equal", field, msg, &value, Some(json!({ "le": max })));
+            return None;
+        }
+        Some(number)
+    }
+
+    /// An optional RFC 3339 timestamp (with an offset); null counts as absent.
+    pub fn optional_datetime(&mut self, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        let value = self.object.get(field)?.clone();
+        if value.is_null() {
+            return None;
+        }
+        let parsed = value.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+        if parsed.is_none() {
+            let msg = "Input should be a valid datetime with a timezone offset";
+            self.push("datetime_parsing", field, msg, &value, None);
+        }
+        parsed.map(|d| d.with_timezone(&chrono::Utc))
+    }
+
     /// An optional boolean in pydantic's lax JSON mode; null counts as absent.
     pub fn optional_bool(&mut self, field: &str) -> Option<bool> {
         let value = self.object.get(field)?;

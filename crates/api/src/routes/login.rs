@@ -112,7 +112,7 @@ pub async fn recover_password(
             .tokens
             .create_reset_token(&user.email, state.settings.email_reset_token_expire)
             .map_err(|err| ApiError::Internal(err.into()))?;
-        notify::send(&state, templates::reset_password(&state.settings, &user.email, &token));
+        notify::send(&state, templates::reset_password(&state.settings, &user.email, &token)).await?;
     }
     Ok(Json(Message::new("If that email is registered, we sent a password recovery link")))
 }

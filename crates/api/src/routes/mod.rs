@@ -4,6 +4,7 @@
 pub mod docs;
 pub mod health;
 pub mod items;
+pub mod jobs;
 pub mod login;
 pub mod private;
 pub mod users;
@@ -66,7 +67,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(utils::test_email))
         .routes(routes!(health::health_check))
         .routes(routes!(items::read_items, items::create_item))
-        .routes(routes!(items::read_item, items::update_item, items::delete_item));
+        .routes(routes!(items::read_item, items::update_item, items::delete_item))
+        .routes(routes!(jobs::create_job, jobs::read_jobs))
+        .routes(routes!(jobs::read_job))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::read_job_result));
     if state.settings.environment == Environment::Local {
         api = api.routes(routes!(private::create_user));
     }

@@ -32,8 +32,7 @@ pub async fn create_user(
         is_active: true,
         is_superuser: false,
     };
-    let user =
-        super::users::register(&state, new, &body.password, "The user with this email already exists in the system")
-            .await?;
+    const TAKEN: &str = "The user with this email already exists in the system";
+    let user = super::users::register(&state, new, &body.password, TAKEN, None).await?;
     Ok(Json(user.into()))
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use shared_core::auth::password::Verified;
 use shared_core::db::users::{self, NewUser, User, UserChanges};
-use shared_core::email::templates;
+use shared_core::email::{Email, templates};
 
 use crate::error::ApiError;
 use crate::extract::auth::{CurrentSuperuser, CurrentUser};
@@ -70,27 +70,35 @@ pub async fn create_user(
         is_active: body.is_active,
         is_superuser: body.is_superuser,
     };
-    let user = register(&state, new, &body.password, TAKEN).await?;
-    notify::send(&state, templates::new_account(&state.settings, &user.email, &user.email));
+    let welcome = templates::new_account(&state.settings, &body.email, &body.email);
+    let user = register(&state, new, &body.password, TAKEN, Some(welcome)).await?;
     Ok(Json(user.into()))
 }
 
 /// Creates a user unless the email is taken (in any letter case), mapping a
-/// concurrent insert that wins the race to the same `taken` error.
+/// concurrent insert that wins the race to the same `taken` error. A
+/// `welcome` email is queued in the same transaction as the user.
 pub(super) async fn register(
     state: &AppState,
     mut new: NewUser<'_>,
     password: &str,
     taken: &'static str,
+    welcome: Option<Email>,
 ) -> Result<User, ApiError> {
     if users::find_by_email(&state.db, new.email).await?.is_some() {
         return Err(ApiError::BadRequest(taken));
     }
     let hashed_password = state.hasher.hash(password).await.map_err(|e| ApiError::Internal(e.into()))?;
     new.hashed_password = &hashed_password;
-    users::create(&state.db, new)
+    let mut tx = state.db.begin_write().await?;
+    let user = users::create(&mut tx, new)
         .await
-        .map_err(|err| if users::is_unique_violation(&err) { ApiError::BadRequest(taken) } else { err.into() })
+        .map_err(|err| if users::is_unique_violation(&err) { ApiError::BadRequest(taken) } else { err.into() })?;
+    if let Some(email) = welcome {
+        notify::send_in(&mut tx, state, email).await?;
+    }
+    tx.commit().await?;
+    Ok(user)
 }
 
 /// Get current user.
@@ -228,7 +236,8 @@ pub async fn register_user(
         is_active: true,
         is_superuser: false,
     };
-    let user = register(&state, new, &body.password, "The user with this email already exists in the system").await?;
+    let user =
+        register(&state, new, &body.password, "The user with this email already exists in the system", None).await?;
     Ok(Json(user.into()))
 }
 

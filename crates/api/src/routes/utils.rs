@@ -44,9 +44,9 @@ pub async fn test_email(
         }
     });
     let Some(email_to) = email_to else { return Err(ApiError::Validation(issues)) };
-    if state.mailer.is_none() {
+    if !state.settings.email_enabled() {
         return Err(ApiError::Unavailable("Email is not configured (set SMTP_HOST and EMAILS_FROM_EMAIL)"));
     }
-    notify::send(&state, templates::test_email(&state.settings, &email_to));
+    notify::send(&state, templates::test_email(&state.settings, &email_to)).await?;
     Ok((StatusCode::CREATED, Json(Message::new("Test email sent"))))
 }

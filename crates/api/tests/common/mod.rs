@@ -262,3 +262,12 @@ impl TestApp {
         (user, token, email)
     }
 }
+
+impl TestApp {
+    /// The emails queued as `send_email` jobs, oldest first.
+    pub async fn queued_emails(&self) -> Vec<shared_core::jobs::kinds::SendEmailPayload> {
+        let filter = shared_core::db::jobs::JobFilter { kind: Some("send_email".into()), ..Default::default() };
+        let (jobs, _) = shared_core::db::jobs::list(&self.state.db, &filter, 0, 1000).await.expect("list jobs");
+        jobs.into_iter().rev().map(|job| serde_json::from_value(job.payload.0).expect("an email payload")).collect()
+    }
+}

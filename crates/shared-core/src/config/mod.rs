@@ -81,6 +81,9 @@ pub struct WorkerSettings {
     pub job_retention: Duration,
     pub backup_dir: PathBuf,
     pub backup_keep: usize,
+    pub job_max_attempts: i32,
+    pub job_lease: Duration,
+    pub job_backoff_base: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +261,9 @@ impl Settings {
             job_retention: Duration::from_secs(86_400 * r.positive("JOB_RETENTION_DAYS", 7)),
             backup_dir: PathBuf::from(r.string("BACKUP_DIR", "./data/backups")),
             backup_keep: r.positive("BACKUP_KEEP", 7) as usize,
+            job_max_attempts: r.positive("JOB_MAX_ATTEMPTS", 5).min(1000) as i32,
+            job_lease: Duration::from_secs(r.positive("JOB_LEASE_SECONDS", 30)),
+            job_backoff_base: Duration::from_millis(r.positive("JOB_BACKOFF_BASE_MS", 2000)),
         };
 
         let settings = Settings {
@@ -349,6 +355,9 @@ impl Settings {
             ("JOB_RETENTION_DAYS", (self.worker.job_retention.as_secs() / 86_400).to_string()),
             ("BACKUP_DIR", self.worker.backup_dir.display().to_string()),
             ("BACKUP_KEEP", self.worker.backup_keep.to_string()),
+            ("JOB_MAX_ATTEMPTS", self.worker.job_max_attempts.to_string()),
+            ("JOB_LEASE_SECONDS", secs(self.worker.job_lease)),
+            ("JOB_BACKOFF_BASE_MS", self.worker.job_backoff_base.as_millis().to_string()),
         ]
     }
 }

@@ -76,6 +76,9 @@ pub const VARS: &[Var] = &[
     var("JOB_RETENTION_DAYS", "7", Worker, "finished jobs older than this are purged"),
     var("BACKUP_DIR", "./data/backups", Worker, "where SQLite online backups go"),
     var("BACKUP_KEEP", "7", Worker, "how many backups are kept"),
+    var("JOB_MAX_ATTEMPTS", "5", Both, "attempts of a job before it is failed for good"),
+    var("JOB_LEASE_SECONDS", "30", Worker, "a claimed job returns to the queue if its worker is silent this long"),
+    var("JOB_BACKOFF_BASE_MS", "2000", Worker, "first retry delay; doubles per attempt, with jitter"),
 ];
 
 pub fn find(name: &str) -> Option<&'static Var> {

@@ -9,8 +9,10 @@
 
 pub mod backup;
 pub mod items;
+pub mod jobs;
 pub mod migrate;
 pub mod users;
+pub mod workers;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-use super::Db;
+use super::{Db, Tx};
 use crate::with_pool;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -55,14 +55,15 @@ pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::E
     with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(pool).await)
 }
 
-/// Inserts a user. A concurrent insert of the same email fails on the unique
-/// index: see [`is_unique_violation`].
-pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, sqlx::Error> {
+/// Inserts a user in the caller's transaction (so, e.g., its welcome email
+/// job commits with it). A concurrent insert of the same email fails on the
+/// unique index: see [`is_unique_violation`].
+pub async fn create(tx: &mut Tx, new: NewUser<'_>) -> Result<User, sqlx::Error> {
     let sql = format!(
         r#"INSERT INTO "user" (id, email, is_active, is_superuser, full_name, hashed_password, created_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"#
     );
-    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    crate::with_tx!(tx, |conn| sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
         .bind(new.email)
         .bind(new.is_active)
@@ -70,7 +71,7 @@ pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, sqlx::Error> {
         .bind(new.full_name)
         .bind(new.hashed_password)
         .bind(now())
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await)
 }
 

@@ -1,0 +1,93 @@
+//! The durable job queue: enqueueing (inside the caller's transaction),
+//! retry timing and wake-ups. The SQL lives in `db::jobs`; the worker binary
+//! claims and runs jobs.
+
+pub mod kinds;
+pub mod wake;
+
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::db::jobs::{self, Job, NewJob};
+use crate::db::{Db, Tx};
+use crate::email::Email;
+use kinds::JobKind;
+
+/// Inserts `job` in the caller's transaction and wakes the workers when the
+/// transaction commits. Returns the job and whether it is new (an existing
+/// one comes back for a repeated idempotency key).
+pub async fn enqueue_in(tx: &mut Tx, job: &NewJob) -> Result<(Job, bool), sqlx::Error> {
+    let (job, created) = jobs::insert(tx, job).await?;
+    if created {
+        wake::notify_on_commit(tx).await?;
+    }
+    Ok((job, created))
+}
+
+/// [`enqueue_in`] in a transaction of its own.
+pub async fn enqueue(db: &Db, job: &NewJob) -> Result<(Job, bool), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let enqueued = enqueue_in(&mut tx, job).await?;
+    tx.commit().await?;
+    Ok(enqueued)
+}
+
+/// The job that delivers `email`, with the configured number of attempts.
+pub fn email_job(email: &Email, max_attempts: i32) -> NewJob {
+    NewJob {
+        kind: JobKind::SendEmail.as_str().to_owned(),
+        payload: json!({ "to": email.to, "subject": email.subject, "html": email.html }),
+        owner_id: None,
+        priority: 10,
+        run_at: None,
+        max_attempts,
+        idempotency_key: None,
+    }
+}
+
+/// An internal (ownerless) job of `kind`.
+pub fn internal_job(kind: JobKind, max_attempts: i32) -> NewJob {
+    NewJob {
+        kind: kind.as_str().to_owned(),
+        payload: json!({}),
+        owner_id: None,
+        priority: 0,
+        run_at: None,
+        max_attempts,
+        idempotency_key: None,
+    }
+}
+
+/// How long to wait before attempt `attempts + 1`: exponential from `base`,
+/// capped at an hour, with jitter (50–100 %) so that jobs failing together
+/// do not retry in lockstep.
+pub fn retry_delay(attempts: i32, base: Duration) -> Duration {
+    const CAP: Duration = Duration::from_secs(3600);
+    let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
+    let full = base.saturating_mul(2u32.saturating_pow(exponent)).min(CAP);
+    full.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+/// A short, unique id for a worker process.
+pub fn worker_id(host: &str) -> String {
+    format!("{host}-{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(2);
+        for attempts in 1..=5 {
+            let full = base * 2u32.pow(attempts as u32 - 1);
+            let delay = retry_delay(attempts, base);
+            assert!(delay >= full / 2 && delay <= full, "attempt {attempts}: {delay:?}");
+        }
+        assert!(retry_delay(40, base) <= Duration::from_secs(3600));
+    }
+}
