@@ -205,8 +205,9 @@ pub async fn extend_lease(db: &Db, id: Uuid, worker: &str, lease_until: DateTime
 
 /// Records success and the job's output; `false` when the lease was lost.
 pub async fn succeed(db: &Db, id: Uuid, worker: &str, output: Option<(&str, &str)>) -> Result<bool, sqlx::Error> {
+    // lease_owner stays: it records which worker ran the job.
     let sql = "UPDATE jobs SET status = 'succeeded', finished_at = $3, result = $4, result_content_type = $5,
-                  lease_owner = NULL, lease_expires_at = NULL, last_error = NULL
+                  lease_expires_at = NULL, last_error = NULL
                WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
     let (body, content_type) = output.unzip();
     changed(with_pool!(db, |pool| sqlx::query(sql)
