@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     let command = Cli::command().after_help(vars::help_text(ReadBy::Api));
     let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit());
 
-    let loaded = match Settings::from_env() {
+    let loaded = match Settings::from_env(ReadBy::Api) {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("{err}");

@@ -25,6 +25,7 @@ async fn render(State(state): State<MetricsState>) -> String {
     metrics::gauge!("db_pool_connections", "backend" => backend, "state" => "idle").set(idle as f64);
     metrics::gauge!("db_pool_connections", "backend" => backend, "state" => "in_use")
         .set(f64::from(open) - idle as f64);
+    shared_core::jobs::record_queue_depth(&state.db).await;
     state.handle.run_upkeep();
     state.handle.render()
 }

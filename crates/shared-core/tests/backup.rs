@@ -28,7 +28,7 @@ async fn connect(path: &Path) -> Db {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let settings = Settings::from_map(&env).unwrap().settings;
+    let settings = Settings::from_map(shared_core::config::vars::ReadBy::Api, &env).unwrap().settings;
     Db::connect(&settings.database).await.unwrap()
 }
 

@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 fn settings(vars: &[(&str, &str)]) -> Settings {
     let env: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    Settings::from_map(&env).unwrap().settings
+    Settings::from_map(shared_core::config::vars::ReadBy::Api, &env).unwrap().settings
 }
 
 /// Settings pointing at the catcher over plain SMTP, plus `extra`.

@@ -40,7 +40,7 @@ pub async fn run(ctx: &Context, mut stop: watch::Receiver<bool>) {
         }
         let age = (Utc::now() - last_ok).num_milliseconds() as f64 / 1000.0;
         metrics::gauge!("worker_heartbeat_age_seconds").set(age);
-        crate::metrics::refresh_queue_depth(&ctx.db).await;
+        shared_core::jobs::record_queue_depth(&ctx.db).await;
     }
     if let Err(err) = workers::remove(&ctx.db, &ctx.id).await {
         tracing::warn!(error = %err, "cannot remove the heartbeat row");

@@ -30,7 +30,7 @@ enum Command {
 fn main() -> ExitCode {
     let command = Cli::command().after_help(vars::help_text(ReadBy::Worker));
     let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit());
-    let loaded = match Settings::from_env() {
+    let loaded = match Settings::from_env(ReadBy::Worker) {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("{err}");

@@ -136,7 +136,9 @@ pub fn test_env(db: &TestDb, customise: impl FnOnce(&mut HashMap<String, String>
 }
 
 pub fn settings_for(db: &TestDb, customise: impl FnOnce(&mut HashMap<String, String>)) -> Settings {
-    Settings::from_map(&test_env(db, customise)).expect("the test configuration is valid").settings
+    Settings::from_map(shared_core::config::vars::ReadBy::Api, &test_env(db, customise))
+        .expect("the test configuration is valid")
+        .settings
 }
 
 pub struct TestApp {

@@ -16,6 +16,7 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use reader::Reader;
 pub use secret::{Secret, redact_url, url_password};
+use vars::ReadBy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -147,7 +148,7 @@ const MIN_SECRET_KEY_BYTES: usize = 32;
 impl Settings {
     /// Reads the process environment, after loading `./.env` if there is one
     /// (real environment variables win over the file).
-    pub fn from_env() -> Result<Loaded, ConfigError> {
+    pub fn from_env(binary: ReadBy) -> Result<Loaded, ConfigError> {
         // Only ./.env, not a parent directory's: a file two levels up must not
         // configure a production process by surprise.
         let dotenv = match dotenvy::from_path(".env") {
@@ -158,10 +159,13 @@ impl Settings {
             }),
         };
         dotenv?;
-        Self::from_map(&std::env::vars().collect())
+        Self::from_map(binary, &std::env::vars().collect())
     }
 
-    pub fn from_map(env: &HashMap<String, String>) -> Result<Loaded, ConfigError> {
+    /// Reads settings from `env` for `binary`: the weak-secret rule applies
+    /// only to variables that binary reads (the worker never reads
+    /// FIRST_SUPERUSER_PASSWORD, so its default must not stop the worker).
+    pub fn from_map(binary: ReadBy, env: &HashMap<String, String>) -> Result<Loaded, ConfigError> {
         let mut r = Reader::new(env);
 
         let environment = read_environment(&mut r);
@@ -289,7 +293,7 @@ impl Settings {
             rate_limit,
             worker,
         };
-        check_weak_secrets(&settings, &mut r);
+        check_weak_secrets(&settings, binary, &mut r);
 
         if r.problems.is_empty() {
             Ok(Loaded { settings, warnings: r.warnings })
@@ -413,7 +417,7 @@ fn read_smtp(r: &mut Reader<'_>, project_name: &str) -> Option<SmtpSettings> {
 }
 
 /// The contract's `changethis` rule: fatal outside local, a warning in local.
-fn check_weak_secrets(s: &Settings, r: &mut Reader<'_>) {
+fn check_weak_secrets(s: &Settings, binary: ReadBy, r: &mut Reader<'_>) {
     let mut weak = Vec::new();
     if s.secret_key.expose() == CHANGETHIS {
         weak.push(("SECRET_KEY", "is `changethis`; set a random string (e.g. `openssl rand -hex 32`)".to_owned()));
@@ -426,7 +430,8 @@ fn check_weak_secrets(s: &Settings, r: &mut Reader<'_>) {
     if url_password(s.database.url.expose()) == Some(CHANGETHIS) {
         weak.push(("DATABASE_URL", "has the password `changethis`; set a strong database password".to_owned()));
     }
-    for (var, message) in weak {
+    let read_here = |var: &str| vars::find(var).is_some_and(|v| v.read_by == ReadBy::Both || v.read_by == binary);
+    for (var, message) in weak.into_iter().filter(|(var, _)| read_here(var)) {
         if s.environment == Environment::Local {
             r.warnings.push(format!("{var} {message}"));
         } else {

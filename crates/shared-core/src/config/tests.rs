@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use vars::ReadBy;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
@@ -10,7 +11,7 @@ const STRONG: &str = "0123456789abcdef0123456789abcdef";
 
 #[test]
 fn local_defaults_need_nothing() {
-    let loaded = Settings::from_map(&env(&[])).expect("defaults are valid in local");
+    let loaded = Settings::from_map(ReadBy::Api, &env(&[])).expect("defaults are valid in local");
     let s = loaded.settings;
     assert_eq!(s.environment, Environment::Local);
     assert_eq!(s.database.url.expose(), "sqlite:./data/app.db");
@@ -26,23 +27,26 @@ fn local_defaults_need_nothing() {
 
 #[test]
 fn fastapi_env_development_means_local() {
-    let s = Settings::from_map(&env(&[("FASTAPI_ENV", "development")])).unwrap().settings;
+    let s = Settings::from_map(ReadBy::Api, &env(&[("FASTAPI_ENV", "development")])).unwrap().settings;
     assert_eq!(s.environment, Environment::Local);
 }
 
 #[test]
 fn every_problem_is_reported_at_once_with_its_variable() {
-    let err = Settings::from_map(&env(&[
-        ("ENVIRONMENT", "production"),
-        ("SECRET_KEY", "changethis"),
-        ("FIRST_SUPERUSER_PASSWORD", "changethis"),
-        ("DATABASE_URL", "postgresql://app:changethis@db/app"),
-        ("DATABASE_POOL_SIZE", "lots"),
-        ("LISTEN_ADDR", "8000"),
-        ("MIGRATE_ON_START", "maybe"),
-        ("BACKEND_CORS_ORIGINS", "*"),
-        ("TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
-    ]))
+    let err = Settings::from_map(
+        ReadBy::Api,
+        &env(&[
+            ("ENVIRONMENT", "production"),
+            ("SECRET_KEY", "changethis"),
+            ("FIRST_SUPERUSER_PASSWORD", "changethis"),
+            ("DATABASE_URL", "postgresql://app:changethis@db/app"),
+            ("DATABASE_POOL_SIZE", "lots"),
+            ("LISTEN_ADDR", "8000"),
+            ("MIGRATE_ON_START", "maybe"),
+            ("BACKEND_CORS_ORIGINS", "*"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
+        ]),
+    )
     .unwrap_err();
     let vars: Vec<&str> = err.problems.iter().map(|p| p.var.as_str()).collect();
     for expected in [
@@ -64,24 +68,25 @@ fn every_problem_is_reported_at_once_with_its_variable() {
 
 #[test]
 fn outside_local_secret_key_is_required_and_long() {
-    let missing =
-        Settings::from_map(&env(&[("ENVIRONMENT", "staging"), ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough")]))
-            .unwrap_err();
+    let missing = Settings::from_map(
+        ReadBy::Api,
+        &env(&[("ENVIRONMENT", "staging"), ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough")]),
+    )
+    .unwrap_err();
     assert_eq!(missing.problems[0].var, "SECRET_KEY");
     assert!(missing.problems[0].message.contains("required"));
 
-    let short = Settings::from_map(&env(&[
-        ("ENVIRONMENT", "staging"),
-        ("SECRET_KEY", "short"),
-        ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough"),
-    ]))
+    let short = Settings::from_map(
+        ReadBy::Api,
+        &env(&[("ENVIRONMENT", "staging"), ("SECRET_KEY", "short"), ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough")]),
+    )
     .unwrap_err();
     assert!(short.problems[0].message.contains("shorter than 32 bytes"));
 }
 
 #[test]
 fn weak_secrets_are_warnings_in_local() {
-    let loaded = Settings::from_map(&env(&[("SECRET_KEY", "changethis")])).unwrap();
+    let loaded = Settings::from_map(ReadBy::Api, &env(&[("SECRET_KEY", "changethis")])).unwrap();
     assert!(loaded.warnings.iter().any(|w| w.starts_with("SECRET_KEY is `changethis`")));
 }
 
@@ -90,31 +95,38 @@ fn secrets_can_come_from_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secret_key");
     std::fs::write(&path, format!("{STRONG}\n")).unwrap();
-    let s = Settings::from_map(&env(&[
-        ("ENVIRONMENT", "production"),
-        ("SECRET_KEY_FILE", path.to_str().unwrap()),
-        ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough"),
-    ]))
+    let s = Settings::from_map(
+        ReadBy::Api,
+        &env(&[
+            ("ENVIRONMENT", "production"),
+            ("SECRET_KEY_FILE", path.to_str().unwrap()),
+            ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough"),
+        ]),
+    )
     .unwrap()
     .settings;
     assert_eq!(s.secret_key.expose(), STRONG, "the trailing newline is dropped");
 
-    let err = Settings::from_map(&env(&[("SECRET_KEY_FILE", "/nonexistent/secret")])).unwrap_err();
+    let err = Settings::from_map(ReadBy::Api, &env(&[("SECRET_KEY_FILE", "/nonexistent/secret")])).unwrap_err();
     assert_eq!(err.problems[0].var, "SECRET_KEY_FILE");
 
     let both =
-        Settings::from_map(&env(&[("SECRET_KEY", STRONG), ("SECRET_KEY_FILE", path.to_str().unwrap())])).unwrap_err();
+        Settings::from_map(ReadBy::Api, &env(&[("SECRET_KEY", STRONG), ("SECRET_KEY_FILE", path.to_str().unwrap())]))
+            .unwrap_err();
     assert!(both.problems[0].message.contains("keep only one"));
 }
 
 #[test]
 fn postgres_pieces_build_the_url_like_the_fastapi_stack() {
-    let s = Settings::from_map(&env(&[
-        ("POSTGRES_SERVER", "db"),
-        ("POSTGRES_USER", "app"),
-        ("POSTGRES_PASSWORD", "pw"),
-        ("POSTGRES_DB", "appdb"),
-    ]))
+    let s = Settings::from_map(
+        ReadBy::Api,
+        &env(&[
+            ("POSTGRES_SERVER", "db"),
+            ("POSTGRES_USER", "app"),
+            ("POSTGRES_PASSWORD", "pw"),
+            ("POSTGRES_DB", "appdb"),
+        ]),
+    )
     .unwrap()
     .settings;
     assert_eq!(s.database.url.expose(), "postgresql://app:pw@db:5432/appdb");
@@ -122,13 +134,16 @@ fn postgres_pieces_build_the_url_like_the_fastapi_stack() {
 
 #[test]
 fn debug_output_never_shows_secrets() {
-    let s = Settings::from_map(&env(&[
-        ("SECRET_KEY", STRONG),
-        ("FIRST_SUPERUSER_PASSWORD", "topsecret-pw"),
-        ("SMTP_HOST", "smtp.example.com"),
-        ("EMAILS_FROM_EMAIL", "info@example.com"),
-        ("SMTP_PASSWORD", "smtp-pw"),
-    ]))
+    let s = Settings::from_map(
+        ReadBy::Api,
+        &env(&[
+            ("SECRET_KEY", STRONG),
+            ("FIRST_SUPERUSER_PASSWORD", "topsecret-pw"),
+            ("SMTP_HOST", "smtp.example.com"),
+            ("EMAILS_FROM_EMAIL", "info@example.com"),
+            ("SMTP_PASSWORD", "smtp-pw"),
+        ]),
+    )
     .unwrap()
     .settings;
     let debug = format!("{s:?}");
@@ -142,10 +157,13 @@ fn debug_output_never_shows_secrets() {
 
 #[test]
 fn cors_origins_include_the_frontend_and_the_explicit_list() {
-    let s = Settings::from_map(&env(&[
-        ("FRONTEND_HOST", "https://app.example.com/"),
-        ("BACKEND_CORS_ORIGINS", "[\"https://admin.example.com\", \"https://app.example.com\"]"),
-    ]))
+    let s = Settings::from_map(
+        ReadBy::Api,
+        &env(&[
+            ("FRONTEND_HOST", "https://app.example.com/"),
+            ("BACKEND_CORS_ORIGINS", "[\"https://admin.example.com\", \"https://app.example.com\"]"),
+        ]),
+    )
     .unwrap()
     .settings;
     assert_eq!(s.http.cors_origins, vec!["https://app.example.com", "https://admin.example.com"]);
@@ -156,8 +174,16 @@ fn every_variable_read_is_declared_and_documented() {
     // `Reader::raw` debug-asserts that a variable is declared; reading a full
     // environment exercises every read path.
     let all: HashMap<String, String> = vars::VARS.iter().map(|v| (v.name.to_owned(), String::new())).collect();
-    Settings::from_map(&all).unwrap();
+    Settings::from_map(ReadBy::Api, &all).unwrap();
     let help = vars::help_text(vars::ReadBy::Api);
     assert!(help.contains("DATABASE_URL") && !help.contains("SECRET_KEY_FILE"));
     assert!(help.contains("<NAME>_FILE"));
+}
+
+#[test]
+fn the_worker_is_not_stopped_by_variables_only_the_api_reads() {
+    let production = env(&[("ENVIRONMENT", "production"), ("SECRET_KEY", STRONG)]);
+    assert!(Settings::from_map(ReadBy::Worker, &production).is_ok());
+    let err = Settings::from_map(ReadBy::Api, &production).unwrap_err();
+    assert_eq!(err.problems[0].var, "FIRST_SUPERUSER_PASSWORD");
 }

@@ -11,7 +11,7 @@ use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::db::jobs::{self, Job, NewJob};
+use crate::db::jobs::{self, Job, JobStatus, NewJob};
 use crate::db::{Db, Tx};
 use crate::email::Email;
 use kinds::JobKind;
@@ -74,6 +74,25 @@ pub fn retry_delay(attempts: i32, base: Duration) -> Duration {
 /// A short, unique id for a worker process.
 pub fn worker_id(host: &str) -> String {
     format!("{host}-{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Sets the `job_queue_depth{status, kind}` gauges from the table: both
+/// binaries report it (the worker per heartbeat, the api per scrape).
+pub async fn record_queue_depth(db: &Db) {
+    match jobs::depth(db).await {
+        Ok(rows) => {
+            // A pair with no jobs returns no row; its gauge must read 0, not its last value.
+            for status in JobStatus::ALL {
+                for kind in JobKind::ALL {
+                    metrics::gauge!("job_queue_depth", "status" => status.as_str(), "kind" => kind.as_str()).set(0.0);
+                }
+            }
+            for (status, kind, count) in rows {
+                metrics::gauge!("job_queue_depth", "status" => status, "kind" => kind).set(count as f64);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot read the queue depth"),
+    }
 }
 
 #[cfg(test)]
