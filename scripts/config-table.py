@@ -42,7 +42,7 @@ NOTES = {
     "TRUSTED_PROXIES": "production compose sets it to the Caddy network (`EDGE_SUBNET`)",
     "MIGRATE_ON_START": "production compose sets `false`: `deploy.sh` runs `api migrate` once before the rollout",
     "SHUTDOWN_GRACE_SECONDS": "keep it below the container's stop timeout (compose: 40 s)",
-    "FIRST_SUPERUSER_PASSWORD": "used only when the superuser is created, changing it later changes nothing; the worker validates it too",
+    "FIRST_SUPERUSER_PASSWORD": "used only when the superuser is created, changing it later changes nothing",
     "BACKUP_DIR": "the container images set `/data/backups`",
 }
 
