@@ -6,7 +6,7 @@ use api::startup::Application;
 use shared_core::config::Loaded;
 use shared_core::config::vars::{self, ReadBy};
 use shared_core::db::{Db, migrate};
-use shared_core::{Settings, telemetry};
+use shared_core::process;
 
 /// The HTTP api of the stack: users, items, jobs, wire-compatible with the FastAPI template.
 #[derive(Parser)]
@@ -40,16 +40,11 @@ enum ConfigAction {
 fn main() -> ExitCode {
     let command = Cli::command().after_help(vars::help_text(ReadBy::Api));
     let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit());
-
-    let loaded = match Settings::from_env(ReadBy::Api) {
+    let loaded = match process::load_settings(ReadBy::Api) {
         Ok(loaded) => loaded,
-        Err(err) => {
-            eprintln!("{err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
-    let result = runtime.block_on(async {
+    process::run(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(loaded).await,
             Command::Migrate => run_migrations(loaded).await,
@@ -65,27 +60,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = %format!("{err:#}"), "exiting");
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn init_logging(loaded: &Loaded) {
-    telemetry::init(&loaded.settings.log_level, loaded.settings.log_format);
-    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
+    })
 }
 
 async fn serve(loaded: Loaded) -> anyhow::Result<()> {
-    init_logging(&loaded);
+    process::init_logging(&loaded);
     let app = Application::build(loaded.settings).await?;
     tracing::info!(
         address = %app.address(),
@@ -98,7 +77,7 @@ async fn serve(loaded: Loaded) -> anyhow::Result<()> {
 }
 
 async fn run_migrations(loaded: Loaded) -> anyhow::Result<()> {
-    init_logging(&loaded);
+    process::init_logging(&loaded);
     let db = Db::connect(&loaded.settings.database).await?;
     migrate::run(&db).await?;
     let status = migrate::status(&db).await?;

@@ -7,6 +7,7 @@ pub mod db;
 pub mod email;
 pub mod jobs;
 pub mod metrics;
+pub mod process;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]

@@ -5,7 +5,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use shared_core::config::vars::{self, ReadBy};
 use shared_core::db::{Db, backup};
-use shared_core::{Settings, telemetry};
+use shared_core::process;
 
 /// The background worker of the stack: durable jobs and schedules.
 #[derive(Parser)]
@@ -30,21 +30,13 @@ enum Command {
 fn main() -> ExitCode {
     let command = Cli::command().after_help(vars::help_text(ReadBy::Worker));
     let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit());
-    let loaded = match Settings::from_env(ReadBy::Worker) {
+    let loaded = match process::load_settings(ReadBy::Worker) {
         Ok(loaded) => loaded,
-        Err(err) => {
-            eprintln!("{err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    telemetry::init(&loaded.settings.log_level, loaded.settings.log_format);
-    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
+    process::init_logging(&loaded);
     let settings = loaded.settings;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
-    let result = runtime.block_on(async {
+    process::run(async {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => worker::run(settings, shared_core::shutdown::signal()).await,
             Command::Healthcheck => {
@@ -72,15 +64,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = %format!("{err:#}"), "exiting");
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// The file of a `sqlite:` DATABASE_URL.

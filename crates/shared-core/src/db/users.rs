@@ -59,9 +59,23 @@ pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::E
 /// job commits with it). A concurrent insert of the same email fails on the
 /// unique index: see [`is_unique_violation`].
 pub async fn create(tx: &mut Tx, new: NewUser<'_>) -> Result<User, sqlx::Error> {
+    insert(tx, new, "").await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+/// Inserts unless a user with that email (exact spelling) exists; `None`
+/// when someone else got there first. Lets several replicas run start-up at
+/// once without racing on the unique index.
+pub async fn create_if_absent(db: &Db, new: NewUser<'_>) -> Result<Option<User>, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let user = insert(&mut tx, new, "ON CONFLICT (email) DO NOTHING").await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+async fn insert(tx: &mut Tx, new: NewUser<'_>, on_conflict: &str) -> Result<Option<User>, sqlx::Error> {
     let sql = format!(
         r#"INSERT INTO "user" (id, email, is_active, is_superuser, full_name, hashed_password, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"#
+           VALUES ($1, $2, $3, $4, $5, $6, $7) {on_conflict} RETURNING {COLUMNS}"#
     );
     crate::with_tx!(tx, |conn| sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
@@ -71,27 +85,7 @@ pub async fn create(tx: &mut Tx, new: NewUser<'_>) -> Result<User, sqlx::Error> 
         .bind(new.full_name)
         .bind(new.hashed_password)
         .bind(now())
-        .fetch_one(conn)
-        .await)
-}
-
-/// Inserts unless a user with that email (exact spelling) exists; `None`
-/// when someone else got there first. Lets several replicas run start-up at
-/// once without racing on the unique index.
-pub async fn create_if_absent(db: &Db, new: NewUser<'_>) -> Result<Option<User>, sqlx::Error> {
-    let sql = format!(
-        r#"INSERT INTO "user" (id, email, is_active, is_superuser, full_name, hashed_password, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (email) DO NOTHING RETURNING {COLUMNS}"#
-    );
-    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(Uuid::new_v4())
-        .bind(new.email)
-        .bind(new.is_active)
-        .bind(new.is_superuser)
-        .bind(new.full_name)
-        .bind(new.hashed_password)
-        .bind(now())
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await)
 }
 
