@@ -152,7 +152,8 @@ pub async fn result(db: &Db, id: Uuid) -> Result<Option<(String, String)>, sqlx:
     .fetch_optional(pool)
     .await)?;
     Ok(row.map(|(body, content_type)| {
-        (body.unwrap_or_default(), content_type.unwrap_or_else(|| "application/json".to_owned()))
+        // A job without output (e.g. noop) answers JSON null, not an empty body.
+        (body.unwrap_or_else(|| "null".to_owned()), content_type.unwrap_or_else(|| "application/json".to_owned()))
     }))
 }
 

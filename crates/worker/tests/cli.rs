@@ -1,0 +1,77 @@
+//! The worker's own commands, run as real processes: `healthcheck` from the
+//! heartbeat row, `backup` and `restore` of a SQLite database.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+#[path = "../../api/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{TestDb, on_both_backends, test_env};
+use shared_core::db::Backend;
+use support::{WorkerProcess, migrated};
+
+on_both_backends!(healthcheck_follows_the_heartbeat);
+
+fn worker_command(
+    db: &TestDb,
+    args: &[&str],
+    customise: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_worker"));
+    command
+        .args(args)
+        .env_clear()
+        .envs(test_env(db, customise))
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(db.dir());
+    command
+}
+
+async fn healthcheck_follows_the_heartbeat(backend: Backend) {
+    let test_db = TestDb::new(backend).await;
+    migrated(&test_db).await;
+    let healthcheck = || worker_command(&test_db, &["healthcheck"], |_| {}).output().unwrap().status.success();
+    assert!(!healthcheck(), "no worker has beaten yet");
+    let mut worker = WorkerProcess::start(&test_db, |_| {});
+    let mut healthy = false;
+    for _ in 0..50 {
+        if healthcheck() {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(healthy, "a running worker is healthy");
+    worker.signal("TERM");
+    assert!(worker.wait_exit(Duration::from_secs(10)).await.success());
+    assert!(!healthcheck(), "a stopped worker removes its heartbeat");
+}
+
+#[tokio::test]
+async fn backup_then_restore_round_trips_a_sqlite_database() {
+    let test_db = TestDb::new(Backend::Sqlite).await;
+    let db = migrated(&test_db).await;
+    shared_core::jobs::enqueue(&db, &support::noop(0, 1)).await.unwrap();
+    db.close().await;
+    let backups = test_db.dir().join("backups");
+    let backup = worker_command(&test_db, &["backup"], |env| {
+        env.insert("BACKUP_DIR".into(), backups.display().to_string());
+    })
+    .output()
+    .unwrap();
+    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
+    let file = String::from_utf8(backup.stdout).unwrap().trim().to_owned();
+    assert!(file.starts_with(&backups.display().to_string()) && file.ends_with(".db"), "{file}");
+
+    let target = TestDb::new(Backend::Sqlite).await;
+    let restore = worker_command(&target, &["restore", &file], |_| {}).output().unwrap();
+    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    let report = String::from_utf8(restore.stdout).unwrap();
+    assert!(report.contains("integrity ok") && report.contains("jobs: 1 rows"), "{report}");
+    let restored = target.connect().await;
+    assert_eq!(support::count_status(&restored, "queued").await, 1);
+}
