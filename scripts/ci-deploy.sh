@@ -7,7 +7,10 @@
 #     ssh runs with StrictHostKeyChecking=yes and no other known_hosts file, so
 #     an unknown or changed host key stops the deploy before anything is sent;
 #  2. copies compose/, Caddyfile and scripts/ to REMOTE_APP_DIR (rsync over ssh,
-#     --delete inside those paths only);
+#     --delete inside those paths only). The Caddyfile is rewritten in place
+#     (--inplace, same inode): caddy bind-mounts that single file, and a file
+#     replaced by a new one would stay invisible to the running container, so
+#     deploy.sh's `caddy reload` would reload the old content;
 #  3. pipes the production .env (PRODUCTION_ENV, plus IMAGE_PREFIX when set)
 #     over stdin to scripts/remote-install-env.sh on the server, which installs
 #     it atomically with mode 600. Secrets never appear on a command line;
@@ -80,7 +83,11 @@ remote true || die "cannot connect to $dest:$port with the pinned host key (see 
 
 log "copying compose/, Caddyfile, scripts/ to $dest:$app"
 (cd "$src" && rsync -rlptz --delete \
-  -e "ssh ${ssh_opts[*]}" compose Caddyfile scripts "$dest:$app/") || die "copy failed"
+  -e "ssh ${ssh_opts[*]}" compose scripts "$dest:$app/") || die "copy failed"
+# In place: the running caddy container sees the file through a bind mount of
+# its inode (see 2. above). -L: a symlinked Caddyfile is sent as its content.
+(cd "$src" && rsync -Lptz --inplace \
+  -e "ssh ${ssh_opts[*]}" Caddyfile "$dest:$app/Caddyfile") || die "copy of the Caddyfile failed"
 
 if [[ "${SKIP_ENV:-0}" != 1 ]]; then
   log "installing $app/.env (stdin, atomic, mode 600)"

@@ -210,6 +210,20 @@ case_05_empty_env_keeps_the_old_one() {
   assert_eq "$(cat "$S/deploy-invocations")" "" "deploy.sh not run"
 }
 
+case_06_caddyfile_rewritten_in_place() {
+  # caddy bind-mounts the single file: a new inode would stay invisible to it
+  setup_remote
+  printf 'old.example.test { respond "old" }\n' >"$REMOTE/Caddyfile"
+  local inode_before rc
+  inode_before="$(stat -c %i "$REMOTE/Caddyfile")"
+  ci_deploy "$S/host_key.pub" 0123abcd >"$S/out" 2>&1
+  rc=$?
+  cat "$S/out"
+  assert_eq "$rc" 0 "ci-deploy exit code"
+  assert_eq "$(cat "$REMOTE/Caddyfile")" 'example.test { respond "ok" }' "Caddyfile content"
+  assert_eq "$(stat -c %i "$REMOTE/Caddyfile")" "$inode_before" "Caddyfile inode (rewritten in place)"
+}
+
 missing=()
 for t in "$SSHD" ssh ssh-keygen rsync; do
   command -v "$t" >/dev/null || missing+=("$t")
