@@ -12,12 +12,29 @@
 # Settings: BACKUP_HOST_DIR (default $APP_DIR/backups; must be writable by the
 # container user uid 10001 for SQLite, setup-server.sh prepares it), BACKUP_KEEP
 # (default 7). Safe to run while the service is up.
+#
+# Image: the one-off worker runs the tag that is running now, as restore.sh
+# does: the current-tag file, else the running worker's image tag, else
+# IMAGE_TAG from the environment (compose's default is latest, which may be a
+# different release or not be on the host at all).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_TAG=backup
 export_compose_env
+tag="$(current_tag || true)"
+if [[ -z "$tag" ]]; then
+  running="$(dc ps -q worker 2>/dev/null | sed '/^$/d' | head -n 1 || true)"
+  if [[ -n "$running" ]]; then
+    image="$(docker inspect --format '{{.Config.Image}}' "$running" 2>/dev/null || true)"
+    if [[ "$image" == *:* ]]; then tag="${image##*:}"; fi
+  fi
+fi
+if [[ -n "$tag" ]] && valid_tag "$tag"; then
+  export IMAGE_TAG="$tag"
+fi
+log "using image tag ${IMAGE_TAG:-latest (compose default; no current-tag file, no running worker)}"
 
 backup_dir="$(env_get BACKUP_HOST_DIR "$APP_DIR/backups")"
 keep="$(env_get BACKUP_KEEP 7)"

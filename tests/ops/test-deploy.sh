@@ -253,4 +253,28 @@ case_11_postgres_restore_into_fresh_database_then_swap() {
   assert_file_contains "$T/out" "RESTORED"
 }
 
+case_12_standalone_backup_uses_the_running_tag() {
+  setup_app
+  echo "COMPOSE_PROFILES=" >>"$APP/.env"
+  # current-tag says v1: the one-off worker runs v1, not compose's default latest
+  (unset IMAGE_TAG; "$APP/scripts/backup.sh") >"$T/out" 2>&1
+  local rc=$?
+  cat "$T/out"
+  assert_eq "$rc" 0 "backup exit code"
+  assert_file_contains "$LOGF" "EVENT backup v1"
+  # no current-tag file: the running worker container's image tag
+  rm -f "$APP/current-tag"
+  : >"$LOGF"
+  (unset IMAGE_TAG; "$APP/scripts/backup.sh") >"$T/out" 2>&1
+  rc=$?
+  cat "$T/out"
+  assert_eq "$rc" 0 "backup exit code without current-tag"
+  assert_file_contains "$LOGF" "EVENT backup v1"
+  # during a deploy of v2 the backup is still taken by the running v1
+  echo v1 >"$APP/current-tag"
+  : >"$LOGF"
+  "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1 || { cat "$T/out"; failf "deploy v2"; }
+  assert_file_contains "$LOGF" "EVENT backup v1"
+}
+
 run_cases "$@"
