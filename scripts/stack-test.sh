@@ -550,7 +550,8 @@ stack_run() { # RUN (postgres|sqlite)
     sleep 0.2
   done
   expect "GET /readyz through Caddy (TLS verified)" "$CODE" 200 "$(cat "$T/curl.err" "$BODY" 2>/dev/null)"
-  expect "Strict-Transport-Security" "$(header Strict-Transport-Security)" "max-age=31536000; includeSubDomains"
+  expect "Strict-Transport-Security (HSTS_MAX_AGE from compose)" "$(header Strict-Transport-Security)" \
+    "max-age=$(sed -n 's/^HSTS_MAX_AGE=//p' "$T/$run-caddy.env"); includeSubDomains"
   expect "X-Content-Type-Options" "$(header X-Content-Type-Options)" nosniff
   expect "X-Frame-Options" "$(header X-Frame-Options)" DENY
   expect "Referrer-Policy" "$(header Referrer-Policy)" strict-origin-when-cross-origin
