@@ -18,7 +18,7 @@
 #      production image; an unknown TLS_MODE must be rejected; caddy fmt clean;
 #      the adapted JSON has the edge's essentials (headers, /metrics 404,
 #      health checks, body cap, JSON access log)
-#   4. shellcheck on scripts/*.sh and .ci/run
+#   4. shellcheck on scripts/**/*.sh (bench scripts included) and .ci/run
 #
 # Installs what is missing: caddy and shellcheck from Debian (apt-get, as
 # root), and pinned PyPI packages in a private virtualenv under
@@ -410,7 +410,7 @@ check "caddy fmt: Caddyfile is formatted" sh -c 'caddy fmt Caddyfile | diff -u C
 # ---------------------------------------------------------------------------
 section "shell scripts"
 
-mapfile -t scripts < <(find scripts -maxdepth 1 -type f -name '*.sh' | sort)
+mapfile -t scripts < <(find scripts -type f -name '*.sh' | sort)
 check "shellcheck -x (all severities): ${scripts[*]}" shellcheck -x "${scripts[@]}"
 if [[ -f .ci/run ]]; then
   # .ci/run belongs to the test harness: warnings and errors fail this check;
@@ -421,7 +421,7 @@ if [[ -f .ci/run ]]; then
     printf '      advisory (style/info) for .ci/run:\n%s\n' "$(printf '%s\n' "$notes" | sed 's/^/        /')"
   fi
 fi
-check "python3 compiles scripts/compose-interpolate.py" "$PY" -m py_compile scripts/compose-interpolate.py
+check "python3 compiles scripts/compose-interpolate.py and scripts/bench/jobs_client.py" "$PY" -m py_compile scripts/compose-interpolate.py scripts/bench/jobs_client.py
 
 # ---------------------------------------------------------------------------
 section "summary"
