@@ -1,12 +1,13 @@
 # shellcheck shell=bash
-# Helpers shared by scripts/bench/api.sh and scripts/bench/startup.sh.
+# Helpers shared by the scripts in scripts/bench/ (api.sh, startup.sh, jobs.sh).
 # Sourced, not run. Everything they start is a child of the calling script,
 # listens on loopback only, and is stopped (and every database it created
 # dropped) by the EXIT trap installed by bench_init.
 #
 # Settings (environment):
-#   CARGO_TARGET_DIR     where the release binaries are (default: <repo>/target)
-#   BENCH_REBUILD=1      rebuild even when target/release/{api,worker} exist
+#   CARGO_TARGET_DIR     where the release binaries are (default: <repo>/target); they are
+#                        rebuilt when missing or older than the sources
+#   BENCH_NO_BUILD=1     never rebuild: measure the binaries that are there, stale or not
 #   BENCH_POSTGRES_URL   admin URL of the Postgres server (default postgres://postgres@127.0.0.1:5432/postgres);
 #                        the scripts CREATE and DROP their own databases there; a ?query
 #                        (e.g. ?sslmode=disable) is kept on the URLs the api gets
@@ -34,6 +35,7 @@ BENCH_SUPERUSER_PASSWORD=bench-admin-password
 
 API_PID=
 API_LOG=
+WORKER_PID=
 DB_URL=
 WORK=
 PG_DATABASES=()
@@ -46,11 +48,13 @@ die() {
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required: $2"; }
 
 bench_cleanup() {
-  local status=$?
-  if [[ -n $API_PID ]] && kill -0 "$API_PID" 2>/dev/null; then
-    kill -TERM "$API_PID" 2>/dev/null || true
-    wait "$API_PID" 2>/dev/null || true
-  fi
+  local status=$? pid
+  for pid in $WORKER_PID $API_PID; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   local name
   for name in "${PG_DATABASES[@]}"; do
     psql "$PG_ADMIN_URL" -qAtX -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
@@ -107,8 +111,16 @@ port_in_use() {
 }
 
 ensure_release_build() {
-  if [[ -x $BIN_DIR/api && -x $BIN_DIR/worker && ${BENCH_REBUILD:-0} != 1 ]]; then
-    return
+  if [[ -x $BIN_DIR/api && -x $BIN_DIR/worker ]]; then
+    local oldest=$BIN_DIR/api stale
+    [[ $BIN_DIR/worker -nt $oldest ]] || oldest=$BIN_DIR/worker
+    stale=$(cd "$REPO_ROOT" && find crates migrations Cargo.toml Cargo.lock -newer "$oldest" -type f -print -quit)
+    [[ -n $stale ]] || return 0
+    if [[ ${BENCH_NO_BUILD:-0} == 1 ]]; then
+      log "warning: $oldest is older than $stale (BENCH_NO_BUILD=1: using it anyway)"
+      return 0
+    fi
+    log "release binaries older than $stale: rebuilding"
   fi
   need cargo "install Rust (https://rustup.rs)"
   log "building release binaries into $TARGET_DIR (cargo build --release -p api -p worker)"
@@ -199,10 +211,13 @@ drop_database() {
   DB_URL=
 }
 
-# start_api: starts target/release/api on DB_URL in a clean environment
-# (no .env, loopback ports, high rate limits, warn-level JSON logs); sets API_PID.
-start_api() {
-  API_LOG=$WORK/api.log
+# run_release NAME [VAR=VALUE...]: starts the release binary NAME (api or worker)
+# on DB_URL in a clean environment (no .env: it runs in the scratch directory;
+# loopback ports, high rate limits, warn-level JSON logs), VAR=VALUE added or
+# overriding; its output goes to $WORK/NAME.log. The caller takes $! as its pid.
+run_release() {
+  local name=$1
+  shift
   (
     cd "$WORK" || exit 1
     exec env -i PATH="$PATH" \
@@ -218,8 +233,15 @@ start_api() {
       FIRST_SUPERUSER="$BENCH_SUPERUSER" \
       FIRST_SUPERUSER_PASSWORD="$BENCH_SUPERUSER_PASSWORD" \
       SHUTDOWN_GRACE_SECONDS=10 \
-      "$RUN_BIN_DIR/api"
-  ) >>"$API_LOG" 2>&1 &
+      "$@" \
+      "$RUN_BIN_DIR/$name"
+  ) >>"$WORK/$name.log" 2>&1 &
+}
+
+# start_api: starts the api (see run_release); sets API_PID.
+start_api() {
+  API_LOG=$WORK/api.log
+  run_release api
   API_PID=$!
 }
 

@@ -28,63 +28,36 @@
 # dropped and the scratch directory removed on exit.
 #
 # Usage: scripts/bench/jobs.sh
-# Settings (environment):
-#   CARGO_TARGET_DIR      release binaries in $CARGO_TARGET_DIR/release (default <repo>/target);
-#                         rebuilt when missing or older than the sources (BENCH_NO_BUILD=1: never)
-#   BENCH_BACKENDS        "sqlite postgres" (default) or one of them
+# Settings (environment), besides those of scripts/bench/common.sh
+# (CARGO_TARGET_DIR, BENCH_NO_BUILD, BENCH_BACKENDS, BENCH_POSTGRES_URL,
+# BENCH_PORT, BENCH_METRICS_PORT, BENCH_QUIET_WAIT):
 #   BENCH_JOBS_CONCURRENCY  "1 8"
 #   BENCH_JOBS_N          2000 jobs per throughput run
 #   BENCH_JOBS_THREADS    8 client connections enqueueing
 #   BENCH_JOBS_SAMPLES    30 idle-latency samples
 #   BENCH_JOBS_TIMEOUT    300 s at most for one phase's jobs to finish
-#   BENCH_JOBS_PORT       18180 (the api's public port on 127.0.0.1)
-#   BENCH_POSTGRES_URL    admin URL (default postgres://postgres@127.0.0.1:5432/postgres)
-#   BENCH_QUIET_LOAD      0.8   BENCH_QUIET_MAX  600 (s, per measurement)
 #   BENCH_RAW_DIR         keep the api and worker logs here (default: discarded)
 #   BENCH_JOBS_DOC        docs/benchmarks.md
-# Worst-case duration: per measurement BENCH_QUIET_MAX + BENCH_JOBS_TIMEOUT,
-# 4 measurements per run, 4 runs (about 10 h with the defaults if the machine
+# Worst-case duration: per measurement BENCH_QUIET_WAIT + BENCH_JOBS_TIMEOUT,
+# 4 measurements per run, 4 runs (hours with the defaults if the machine
 # never quietens; 15-25 min on an otherwise idle 2-core machine).
 set -euo pipefail
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$BENCH_DIR/../.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
-BIN_DIR=$TARGET_DIR/release
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
 CLIENT=$BENCH_DIR/jobs_client.py
-BACKENDS=${BENCH_BACKENDS:-sqlite postgres}
 CONCURRENCIES=${BENCH_JOBS_CONCURRENCY:-1 8}
 N=${BENCH_JOBS_N:-2000}
 THREADS=${BENCH_JOBS_THREADS:-8}
 SAMPLES=${BENCH_JOBS_SAMPLES:-30}
 PHASE_TIMEOUT=${BENCH_JOBS_TIMEOUT:-300}
-PORT=${BENCH_JOBS_PORT:-18180}
-PG_ADMIN_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-QUIET_LOAD=${BENCH_QUIET_LOAD:-0.8}
-QUIET_MAX=${BENCH_QUIET_MAX:-600}
 RAW_DIR=${BENCH_RAW_DIR:-}
 DOC=${BENCH_JOBS_DOC-$REPO_ROOT/docs/benchmarks.md}
 
-SECRET_KEY_VALUE=bench-jobs-secret-key-at-least-32-bytes-long
-SUPERUSER=admin@example.com
-SUPERUSER_PASSWORD=bench-jobs-admin-password
-export BENCH_JOBS_URL=http://127.0.0.1:$PORT
-
-WORK=
-API_PID=
-WORKER_PID=
-DB_URL=
-PG_DATABASES=()
 ROWS=()
 DETAILS=()
 NOTES=()
-
-log() { printf '%s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required: $2"; }
 
 # stop_pid PID: SIGTERM, up to 30 s to exit, then SIGKILL; sets STOP_STATUS
 # to its exit status. (Not in $(...): only this shell can wait for its children.)
@@ -104,134 +77,20 @@ stop_pid() {
   STOP_STATUS=$status
 }
 
-cleanup() {
-  local status=$?
-  trap - EXIT
-  [[ -z $WORKER_PID ]] || stop_pid "$WORKER_PID"
-  [[ -z $API_PID ]] || stop_pid "$API_PID"
-  local name
-  for name in "${PG_DATABASES[@]}"; do
-    psql "$PG_ADMIN_URL" -qAtX -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
-  done
-  [[ -z $WORK || ! -d $WORK ]] || rm -rf "$WORK"
-  exit "$status"
-}
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-ensure_release_build() {
-  local stale=
-  if [[ -x $BIN_DIR/api && -x $BIN_DIR/worker ]]; then
-    local oldest=$BIN_DIR/api
-    [[ $BIN_DIR/worker -nt $oldest ]] || oldest=$BIN_DIR/worker
-    stale=$(cd "$REPO_ROOT" && find crates migrations Cargo.toml Cargo.lock -newer "$oldest" -type f -print -quit)
-    [[ -n $stale ]] || return 0
-    if [[ ${BENCH_NO_BUILD:-0} == 1 ]]; then
-      log "warning: $oldest is older than $stale (BENCH_NO_BUILD=1: using it anyway)"
-      return 0
-    fi
-    log "release binaries older than $stale: rebuilding"
-  fi
-  need cargo "install Rust (https://rustup.rs)"
-  log "building release binaries into $TARGET_DIR (cargo build --release -p api -p worker)"
-  (cd "$REPO_ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -p api -p worker)
-}
-
-# wait_quiet LABEL: waits until the 1-minute load average is below
-# QUIET_LOAD (QUIET_MAX s at most); sets LOAD_NOTE to what was measured.
+# wait_quiet LABEL: waits for the CPUs to be free of other work (see
+# wait_for_quiet); sets LOAD_NOTE to what was measured, and notes a measurement
+# taken on a busy machine.
 LOAD_NOTE=
 wait_quiet() {
-  local label=$1 start=$SECONDS load
-  while true; do
-    load=$(cut -d' ' -f1 /proc/loadavg)
-    if awk -v l="$load" -v q="$QUIET_LOAD" 'BEGIN { exit !(l < q) }'; then
-      LOAD_NOTE="load $load after $((SECONDS - start)) s"
-      return
-    fi
-    if ((SECONDS - start >= QUIET_MAX)); then
-      LOAD_NOTE="load still $load after ${QUIET_MAX} s: measured anyway"
-      NOTES+=("$label: the 1-minute load average was still $load after waiting $QUIET_MAX s; measured anyway")
-      log "warning: $label: $LOAD_NOTE"
-      return
-    fi
-    sleep 5
-  done
+  wait_for_quiet
+  LOAD_NOTE="CPU ${MACHINE_BUSY}% busy"
+  ((MACHINE_BUSY <= 10)) || NOTES+=("$1: the CPUs were still ${MACHINE_BUSY}% busy with other work; measured anyway")
 }
 
-# new_database BACKEND: a fresh, empty database; sets DB_URL.
-new_database() {
-  case $1 in
-    sqlite)
-      local dir
-      dir=$(mktemp -d "$WORK/sqlite.XXXXXX")
-      DB_URL=sqlite:$dir/app.db
-      ;;
-    postgres)
-      local name query=
-      name=bench_jobs_$(date +%s%N)_$RANDOM
-      psql "$PG_ADMIN_URL" -qAtX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $name" >/dev/null
-      PG_DATABASES+=("$name")
-      [[ $PG_ADMIN_URL != *\?* ]] || query="?${PG_ADMIN_URL#*\?}"
-      DB_URL=${PG_ADMIN_URL%%\?*}
-      DB_URL=${DB_URL%/*}/$name$query
-      ;;
-    *) die "unknown backend $1" ;;
-  esac
-}
-
-drop_database() {
-  case $DB_URL in
-    sqlite:*) rm -rf "$(dirname "${DB_URL#sqlite:}")" ;;
-    *)
-      local name=${DB_URL%%\?*} kept=() db
-      name=${name##*/}
-      psql "$PG_ADMIN_URL" -qAtX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null
-      for db in "${PG_DATABASES[@]}"; do
-        [[ $db == "$name" ]] || kept+=("$db")
-      done
-      PG_DATABASES=("${kept[@]}")
-      ;;
-  esac
-  DB_URL=
-}
-
-# run_binary NAME CONCURRENCY: starts $BIN_DIR/NAME in a clean environment
-# (no .env: it runs in the scratch directory) with output appended to $WORK/NAME.log.
-run_binary() {
-  local name=$1 concurrency=$2
-  (
-    cd "$WORK" || exit 1
-    exec env -i PATH="$PATH" \
-      ENVIRONMENT=local \
-      SECRET_KEY="$SECRET_KEY_VALUE" \
-      DATABASE_URL="$DB_URL" \
-      LISTEN_ADDR="127.0.0.1:$PORT" \
-      METRICS_ADDR=127.0.0.1:0 \
-      LOG_LEVEL=warn \
-      LOG_FORMAT=json \
-      RATE_LIMIT_PER_MINUTE=10000000 \
-      LOGIN_RATE_LIMIT_PER_MINUTE=100000 \
-      FIRST_SUPERUSER="$SUPERUSER" \
-      FIRST_SUPERUSER_PASSWORD="$SUPERUSER_PASSWORD" \
-      WORKER_CONCURRENCY="$concurrency" \
-      BACKUP_DIR="$WORK/backups" \
-      SHUTDOWN_GRACE_SECONDS=10 \
-      "$BIN_DIR/$name"
-  ) >>"$WORK/$name.log" 2>&1 &
-}
-
-start_api() {
-  run_binary api 1
-  API_PID=$!
-  local deadline=$((SECONDS + 60))
-  until curl -fso /dev/null --max-time 1 "$BENCH_JOBS_URL/readyz"; do
-    if ! kill -0 "$API_PID" 2>/dev/null; then
-      tail -n 20 "$WORK/api.log" >&2
-      die "the api exited before it was ready"
-    fi
-    ((SECONDS < deadline)) || die "the api was not ready within 60 s"
-    sleep 0.05
-  done
+# start_worker CONCURRENCY: sets WORKER_PID. Its metrics listener takes any free port.
+start_worker() {
+  run_release worker WORKER_CONCURRENCY="$1" BACKUP_DIR="$WORK/backups" METRICS_ADDR=127.0.0.1:0
+  WORKER_PID=$!
 }
 
 # stop_checked NAME PID: stops it and records a note unless it exits 0.
@@ -284,7 +143,8 @@ bench_case() {
   : >"$WORK/worker.log"
   new_database "$backend"
   start_api
-  token=$(python3 "$CLIENT" login --username "$SUPERUSER" --password "$SUPERUSER_PASSWORD") ||
+  wait_ready
+  token=$(python3 "$CLIENT" login --username "$BENCH_SUPERUSER" --password "$BENCH_SUPERUSER_PASSWORD") ||
     die "$CASE: cannot log in"
   export BENCH_JOBS_TOKEN=$token
   # Reads from as many connections as the enqueue uses: the api's pool is
@@ -301,8 +161,7 @@ bench_case() {
   wait_quiet "$CASE, drain"
   local load_drain=$LOAD_NOTE since
   since=$(date +%s.%N)
-  run_binary worker "$concurrency"
-  WORKER_PID=$!
+  start_worker "$concurrency"
   client wait --target "$N" --since "$since" --timeout "$PHASE_TIMEOUT"
   local drain_seconds=${R[seconds]} drain_failed=${R[failed]}
   log "[$CASE] drained $N in $(fmt "$drain_seconds" 3) s ($(rate "$N" "$drain_seconds") jobs/s; $load_drain)"
@@ -358,13 +217,9 @@ machine_notes() {
   cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
   mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
   pg=$(psql "$PG_ADMIN_URL" -qAtX -c 'SHOW server_version' 2>/dev/null || echo unknown)
-  local rev dirty=
-  rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  [[ -z $(git -C "$REPO_ROOT" status --porcelain -- crates migrations Cargo.toml Cargo.lock 2>/dev/null) ]] ||
-    dirty=" plus uncommitted changes under crates/"
   echo "Machine: $(nproc) cores ($cpu), $mem RAM, $(uname -sr); Postgres $pg on 127.0.0.1 (default settings);"
   echo "the client (python3, jobs_client.py), the api, the worker and the database all share these cores."
-  echo "Binaries: release build of $rev$dirty ($(date -u -r "$BIN_DIR/worker" '+%Y-%m-%d %H:%M UTC'))."
+  provenance
 }
 
 report() {
@@ -375,7 +230,7 @@ report() {
   echo "N = $N noop jobs ({\"sleep_ms\": 0}) per throughput run, enqueued by $THREADS keep-alive connections;"
   echo "$SAMPLES idle-latency samples per row (median; p90 by nearest rank). Details:"
   echo
-  echo "| backend | conc. | drain time (from worker launch) | drain, server side (first start to last finish) | enqueue-while-running time | its enqueue rate (jobs/s) | its enqueue-to-start under load | idle max (ms) | failed noop jobs | job states after each phase | WARN/ERROR log lines api / worker | 1-min load before enqueue; drain; while running; idle |"
+  echo "| backend | conc. | drain time (from worker launch) | drain, server side (first start to last finish) | enqueue-while-running time | its enqueue rate (jobs/s) | its enqueue-to-start under load | idle max (ms) | failed noop jobs | job states after each phase | WARN/ERROR log lines api / worker | other work before enqueue; drain; while running; idle |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
   printf '%s\n' "${DETAILS[@]}"
   echo
@@ -416,29 +271,14 @@ append_doc() {
 }
 
 main() {
-  need curl "apt-get install curl"
   need python3 "apt-get install python3"
-  WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-jobs.XXXXXX")
-  trap cleanup EXIT
-  trap 'exit 130' INT TERM
-  ensure_release_build
-  local backend concurrency
-  for backend in $BACKENDS; do
-    case $backend in
-      sqlite) ;;
-      postgres)
-        need psql "apt-get install postgresql-client"
-        psql "$PG_ADMIN_URL" -qAtX -c 'SELECT 1' >/dev/null || die "Postgres not reachable at $PG_ADMIN_URL"
-        ;;
-      *) die "unknown backend $backend in BENCH_BACKENDS" ;;
-    esac
-  done
-  ! port_in_use "$PORT" || die "port $PORT is in use (set BENCH_JOBS_PORT)"
+  bench_init
+  export BENCH_JOBS_URL=$BASE_URL
   [[ -z $RAW_DIR ]] || mkdir -p "$RAW_DIR"
 
-  local started
+  local started backend concurrency
   started=$(date -u '+%Y-%m-%d %H:%M UTC')
-  for backend in $BACKENDS; do
+  for backend in $BENCH_BACKENDS; do
     for concurrency in $CONCURRENCIES; do
       bench_case "$backend" "$concurrency"
     done
@@ -451,7 +291,7 @@ main() {
       echo
       echo "### Run of $started"
       echo
-      echo "Command: \`scripts/bench/jobs.sh\` (BENCH_BACKENDS=\"$BACKENDS\", BENCH_JOBS_CONCURRENCY=\"$CONCURRENCIES\", N=$N)."
+      echo "Command: \`scripts/bench/jobs.sh\` (BENCH_BACKENDS=\"$BENCH_BACKENDS\", BENCH_JOBS_CONCURRENCY=\"$CONCURRENCIES\", N=$N)."
       echo
       cat "$WORK/report.md"
     } >"$WORK/section.md"
