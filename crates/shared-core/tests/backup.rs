@@ -185,6 +185,11 @@ async fn keeps_only_the_newest_backups() {
     unique.dedup();
     assert_eq!(unique.len(), 5, "names are unique even within one second: {made:?}");
     assert!(made.windows(2).all(|w| w[0] < w[1]), "names sort by time: {made:?}");
+    // A backup holds every password hash: readable by its owner only, whatever the umask.
+    for name in &made[2..] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join(name)).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
 
     let mut expected: Vec<String> = made[2..].to_vec();
     expected.extend(["notes.txt".to_owned(), "other-20200101T000000Z.db".to_owned()]);

@@ -81,7 +81,9 @@ pub async fn sqlite_backup(db: &Db, dir: &Path, keep: usize) -> Result<BackupRep
         blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|e| io_err(format!("cannot create {}", dir.display()), e))?;
             remove_stale_temps(&dir);
-            Ok(dir.join(format!(".{PREFIX}{}-{}{SUFFIX}.tmp", stamp(started), uuid::Uuid::new_v4().simple())))
+            let temp = dir.join(format!(".{PREFIX}{}-{}{SUFFIX}.tmp", stamp(started), uuid::Uuid::new_v4().simple()));
+            create_private(&temp)?;
+            Ok(temp)
         })
         .await?
     };
@@ -386,6 +388,18 @@ fn replace(temp: &Path, target: &Path) -> Result<(), BackupError> {
         .map_err(|e| io_err(format!("cannot rename {} to {}", temp.display(), target.display()), e))?;
     sync_dir(&parent_dir(target));
     Ok(())
+}
+
+/// Creates PATH empty and readable by its owner only. A backup holds every
+/// password hash and token secret the database does, and `VACUUM INTO` accepts
+/// an existing empty file and keeps its mode, where a file it created itself
+/// would get the umask's (usually world-readable) one.
+fn create_private(path: &Path) -> Result<(), BackupError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop).map_err(|e| io_err(format!("cannot create {}", path.display()), e))
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
