@@ -386,8 +386,9 @@ fn read_database_url(r: &mut Reader<'_>) -> Secret {
         (Some(url), _) => url,
         // The FastAPI stack's .env describes Postgres piece by piece.
         (None, Some(server)) => {
-            let user = r.string("POSTGRES_USER", "postgres");
-            let password = r.secret("POSTGRES_PASSWORD").map(|p| format!(":{}", p.expose())).unwrap_or_default();
+            let user = userinfo(&r.string("POSTGRES_USER", "postgres"));
+            let password =
+                r.secret("POSTGRES_PASSWORD").map(|p| format!(":{}", userinfo(p.expose()))).unwrap_or_default();
             let port = r.string("POSTGRES_PORT", "5432");
             let db = r.string("POSTGRES_DB", "app");
             Secret::new(format!("postgresql://{user}{password}@{server}:{port}/{db}"))
@@ -399,6 +400,15 @@ fn read_database_url(r: &mut Reader<'_>) -> Secret {
         r.problem("DATABASE_URL", "must start with postgres://, postgresql:// or sqlite: (e.g. sqlite:./data/app.db)");
     }
     url
+}
+
+/// Percent-encodes a URL user or password, as the FastAPI stack's pydantic
+/// URL builder does: a generated password with `@`, `/` or `:` must not
+/// change where the URL points.
+fn userinfo(part: &str) -> String {
+    const RESERVED: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(part, RESERVED).to_string()
 }
 
 fn read_smtp(r: &mut Reader<'_>, project_name: &str) -> Option<SmtpSettings> {

@@ -133,6 +133,22 @@ fn postgres_pieces_build_the_url_like_the_fastapi_stack() {
 }
 
 #[test]
+fn postgres_pieces_with_url_characters_keep_their_meaning() {
+    let password = "p@ss:w/rd?#%é";
+    let s = Settings::from_map(
+        ReadBy::Api,
+        &env(&[("POSTGRES_SERVER", "db"), ("POSTGRES_USER", "app user"), ("POSTGRES_PASSWORD", password)]),
+    )
+    .unwrap()
+    .settings;
+    let options: sqlx::postgres::PgConnectOptions = s.database.url.expose().parse().unwrap();
+    assert_eq!(options.get_host(), "db");
+    assert_eq!(options.get_username(), "app user");
+    assert_eq!(options.get_database(), Some("app"));
+    assert!(format!("{options:?}").contains(&format!("password: Some({password:?})")), "{options:?}");
+}
+
+#[test]
 fn debug_output_never_shows_secrets() {
     let s = Settings::from_map(
         ReadBy::Api,
