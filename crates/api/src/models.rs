@@ -280,10 +280,20 @@ pub struct HTTPValidationError {
 
 #[derive(Debug, ToSchema)]
 pub struct ValidationError {
-    pub loc: Vec<String>,
+    #[schema(inline)]
+    pub loc: Vec<LocItem>,
     pub msg: String,
     #[schema(rename = "type")]
     pub kind: String,
+}
+
+/// One step of a 422's `loc`: a field name, or a number where FastAPI puts
+/// one (the byte position of malformed JSON: `["body", 0]`; a list index).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LocItem {
+    Field(String),
+    Position(i64),
 }
 
 /// A job as the jobs API shows it.

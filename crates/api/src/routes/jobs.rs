@@ -130,6 +130,7 @@ async fn visible_job(state: &AppState, user: &User, id: Uuid) -> Result<Job, Api
         (status = 200, description = "Successful Response", body = JobPublic),
         (status = 403, description = "Not the owner"),
         (status = 404, description = "No such job"),
+        (status = 422, description = "Validation Error", body = HTTPValidationError),
     )
 )]
 pub async fn read_job(
@@ -153,6 +154,7 @@ pub async fn read_job(
         (status = 403, description = "Not the owner"),
         (status = 404, description = "No such job"),
         (status = 409, description = "Job is no longer queued"),
+        (status = 422, description = "Validation Error", body = HTTPValidationError),
     )
 )]
 pub async fn cancel_job(
@@ -178,6 +180,7 @@ pub async fn cancel_job(
         (status = 403, description = "Not the owner"),
         (status = 404, description = "No such job"),
         (status = 409, description = "The job has not succeeded (yet)"),
+        (status = 422, description = "Validation Error", body = HTTPValidationError),
     )
 )]
 pub async fn read_job_result(

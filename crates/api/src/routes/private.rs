@@ -18,6 +18,7 @@ use crate::state::AppState;
     request_body = PrivateUserCreate,
     responses(
         (status = 200, description = "Successful Response", body = UserPublic),
+        (status = 400, description = "The email is taken"),
         (status = 422, description = "Validation Error", body = HTTPValidationError),
     )
 )]
