@@ -50,10 +50,7 @@ need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required: $2"; }
 bench_cleanup() {
   local status=$? pid
   for pid in $WORKER_PID $API_PID; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-    fi
+    stop_pid "$pid"
   done
   local name
   for name in "${PG_DATABASES[@]}"; do
@@ -271,15 +268,31 @@ api_owns_port() {
   [[ -n $inode ]] && find "/proc/$API_PID/fd" -lname "socket:\[$inode\]" 2>/dev/null | grep -q .
 }
 
-# stop_api: SIGTERM, wait, and insist on exit status 0.
+# stop_pid PID: SIGTERM, up to 30 s to exit, then SIGKILL; sets STOP_STATUS
+# to its exit status. (Not in $(...): only this shell can wait for its children.)
+STOP_STATUS=
+stop_pid() {
+  local pid=$1 status=0 i
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "pid $pid ignored SIGTERM for 30 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || status=$?
+  STOP_STATUS=$status
+}
+
+# stop_api: stops the api (stop_pid) and insists on exit status 0.
 stop_api() {
-  local status=0
-  kill -TERM "$API_PID"
-  wait "$API_PID" || status=$?
+  stop_pid "$API_PID"
   API_PID=
-  ((status == 0)) || {
+  ((STOP_STATUS == 0)) || {
     tail -n 20 "$API_LOG" >&2
-    die "the api exited with status $status after SIGTERM"
+    die "the api exited with status $STOP_STATUS after SIGTERM"
   }
 }
 

@@ -17,9 +17,8 @@
 #      job (after a random 0.1-0.6 s pause, so as not to run in step with a
 #      polling worker), poll it until it has finished, and take
 #      started_at - created_at from its JobPublic (both server clocks).
-# Before each measurement the script waits (up to BENCH_QUIET_MAX s) until
-# the 1-minute load average is below BENCH_QUIET_LOAD, and says so when it
-# gave up waiting. The worker and api must exit 0 on SIGTERM; their WARN and
+# Before each measurement the script waits (up to BENCH_QUIET_WAIT s) until
+# the CPUs are free of other work, and says so when it gave up waiting. The worker and api must exit 0 on SIGTERM; their WARN and
 # ERROR log lines, failed and retried jobs are reported with the results.
 #
 # Prints the Markdown results on stdout (progress on stderr) and appends them
@@ -58,24 +57,6 @@ DOC=${BENCH_JOBS_DOC-$REPO_ROOT/docs/benchmarks.md}
 ROWS=()
 DETAILS=()
 NOTES=()
-
-# stop_pid PID: SIGTERM, up to 30 s to exit, then SIGKILL; sets STOP_STATUS
-# to its exit status. (Not in $(...): only this shell can wait for its children.)
-STOP_STATUS=
-stop_pid() {
-  local pid=$1 status=0 i
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "pid $pid ignored SIGTERM for 30 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || status=$?
-  STOP_STATUS=$status
-}
 
 # wait_quiet LABEL: waits for the CPUs to be free of other work (see
 # wait_for_quiet); sets LOAD_NOTE to what was measured, and notes a measurement

@@ -84,10 +84,7 @@ async fn test_token_returns_the_caller(backend: Backend) {
 /// delivers them; see the worker's tests for delivery to an SMTP server).
 async fn with_mail(backend: Backend) -> common::TestApp {
     spawn_app_with(backend, |env| {
-        env.insert("SMTP_HOST".into(), "127.0.0.1".into());
-        env.insert("SMTP_PORT".into(), "2525".into());
-        env.insert("SMTP_TLS".into(), "false".into());
-        env.insert("EMAILS_FROM_EMAIL".into(), "noreply@example.com".into());
+        common::with_smtp(env, 2525);
         env.insert("FRONTEND_HOST".into(), "https://dashboard.example.com".into());
     })
     .await

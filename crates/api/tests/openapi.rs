@@ -131,7 +131,7 @@ on_both_backends!(generated_requests_get_documented_answers_and_no_5xx);
 /// no 5xx, and every status, content type and body the api answers is one the
 /// document declares (a client generated from it can rely on it). A fixed seed
 /// keeps the run repeatable. `test-email` is left out: without SMTP it answers
-/// 503 by design (tests/users.rs covers it with a catcher).
+/// 503 by design (tests/utils.rs covers its rows).
 async fn generated_requests_get_documented_answers_and_no_5xx(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = app.superuser_token().await;

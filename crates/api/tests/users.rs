@@ -50,12 +50,7 @@ async fn superuser_lists_users_with_total_count_newest_first(backend: Backend) {
 }
 
 async fn superuser_creates_users_and_a_new_account_email_goes_out(backend: Backend) {
-    let app = spawn_app_with(backend, |env| {
-        env.insert("SMTP_HOST".into(), "127.0.0.1".into());
-        env.insert("SMTP_TLS".into(), "false".into());
-        env.insert("EMAILS_FROM_EMAIL".into(), "noreply@example.com".into());
-    })
-    .await;
+    let app = spawn_app_with(backend, |env| common::with_smtp(env, 2525)).await;
     let admin = app.superuser_token().await;
     let body = json!({"email": "new@example.com", "password": "password123", "is_superuser": true, "full_name": "New"});
     let (status, user) = app.call(Method::POST, "/api/v1/users/", Some(&admin), Some(body)).await;

@@ -17,8 +17,7 @@ on_both_backends!(
 
 async fn test_email_is_queued_for_the_address(backend: Backend) {
     let app = spawn_app_with(backend, |env| {
-        env.insert("SMTP_HOST".into(), "127.0.0.1".into());
-        env.insert("EMAILS_FROM_EMAIL".into(), "noreply@example.com".into());
+        common::with_smtp(env, 2525);
         env.insert("PROJECT_NAME".into(), "Acme".into());
     })
     .await;

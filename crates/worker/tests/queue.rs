@@ -11,7 +11,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestDb, on_both_backends, settings_for};
+use common::{TestDb, on_both_backends, settings_for, with_smtp};
 use shared_core::db::Backend;
 use shared_core::db::jobs::{self, JobStatus};
 use shared_core::jobs::{email_job, enqueue};
@@ -83,13 +83,6 @@ async fn two_workers_drain_2000_jobs_each_claimed_once(backend: Backend) {
     assert_eq!(workers, 2, "both workers took a share");
 }
 
-fn with_smtp(port: u16, env: &mut std::collections::HashMap<String, String>) {
-    env.insert("SMTP_HOST".into(), "127.0.0.1".into());
-    env.insert("SMTP_PORT".into(), port.to_string());
-    env.insert("SMTP_TLS".into(), "false".into());
-    env.insert("EMAILS_FROM_EMAIL".into(), "noreply@example.com".into());
-}
-
 fn an_email() -> shared_core::email::Email {
     shared_core::email::Email { to: "someone@example.com".into(), subject: "Hello".into(), html: "<p>hi</p>".into() }
 }
@@ -101,7 +94,7 @@ async fn failing_deliveries_are_retried_with_backoff_and_the_email_arrives_once(
     let db = migrated(&test_db).await;
     let (job, _) = enqueue(&db, &email_job(&an_email(), 5)).await.unwrap();
     let worker = spawn_worker(&test_db, |env| {
-        with_smtp(catcher.port(), env);
+        with_smtp(env, catcher.port());
         env.insert("JOB_BACKOFF_BASE_MS".into(), "300".into());
     });
     let done = wait_for_job(&db, job.id, Duration::from_secs(30), |j| j.status == "succeeded").await;
@@ -122,7 +115,7 @@ async fn a_job_out_of_attempts_is_failed_with_its_last_error(backend: Backend) {
     let test_db = TestDb::new(backend).await;
     let db = migrated(&test_db).await;
     let (job, _) = enqueue(&db, &email_job(&an_email(), 3)).await.unwrap();
-    let worker = spawn_worker(&test_db, |env| with_smtp(catcher.port(), env));
+    let worker = spawn_worker(&test_db, |env| with_smtp(env, catcher.port()));
     let failed = wait_for_job(&db, job.id, Duration::from_secs(30), |j| j.status == "failed").await;
     assert_eq!(failed.attempts, 3);
     assert!(failed.finished_at.is_some());

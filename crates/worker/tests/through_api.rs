@@ -144,10 +144,7 @@ async fn a_recovery_email_arrives_once_despite_refused_deliveries(backend: Backe
     let catcher = SmtpCatcher::start().await;
     catcher.refuse_next(2);
     let smtp = |env: &mut std::collections::HashMap<String, String>| {
-        env.insert("SMTP_HOST".into(), "127.0.0.1".into());
-        env.insert("SMTP_PORT".into(), catcher.port().to_string());
-        env.insert("SMTP_TLS".into(), "false".into());
-        env.insert("EMAILS_FROM_EMAIL".into(), "noreply@example.com".into());
+        common::with_smtp(env, catcher.port());
         env.insert("FRONTEND_HOST".into(), "https://dashboard.example.com".into());
     };
     let app = spawn_app_with(backend, smtp).await;

@@ -112,6 +112,16 @@ impl Drop for TestDb {
     }
 }
 
+/// Email enabled, plain SMTP (no STARTTLS) to 127.0.0.1:PORT: an api queues
+/// its emails; a worker delivers them to whatever listens there (an
+/// `SmtpCatcher` in the tests that read them back).
+pub fn with_smtp(env: &mut HashMap<String, String>, port: u16) {
+    env.insert("SMTP_HOST".into(), "127.0.0.1".into());
+    env.insert("SMTP_PORT".into(), port.to_string());
+    env.insert("SMTP_TLS".into(), "false".into());
+    env.insert("EMAILS_FROM_EMAIL".into(), "noreply@example.com".into());
+}
+
 /// The environment every test app starts from: random ports, a fixed key,
 /// quiet logs. `customise` adds or overrides variables.
 pub fn test_env(db: &TestDb, customise: impl FnOnce(&mut HashMap<String, String>)) -> HashMap<String, String> {
