@@ -27,6 +27,7 @@ impl Message {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Token {
     pub access_token: String,
+    #[schema(default = "bearer", required = false)]
     pub token_type: String,
 }
 
@@ -34,7 +35,9 @@ pub struct Token {
 pub struct UserPublic {
     #[schema(format = Email, max_length = 255)]
     pub email: String,
+    #[schema(default = true, required = false)]
     pub is_active: bool,
+    #[schema(default = false, required = false)]
     pub is_superuser: bool,
     #[schema(max_length = 255)]
     pub full_name: Option<String>,
@@ -94,9 +97,9 @@ pub struct ItemsPublic {
 pub struct UserCreate {
     #[schema(format = Email, max_length = 255)]
     pub email: String,
-    #[schema(default = true)]
+    #[schema(default = true, required = false)]
     pub is_active: bool,
-    #[schema(default = false)]
+    #[schema(default = false, required = false)]
     pub is_superuser: bool,
     #[schema(max_length = 255)]
     pub full_name: Option<String>,
@@ -136,12 +139,16 @@ impl FromFields for UserRegister {
     }
 }
 
-/// Every field optional; an absent field is left alone.
+/// Every field optional; an absent field is left alone. `is_active` and
+/// `is_superuser` are not nullable (FastAPI documents them with UserBase's
+/// defaults), so they may be left out but not sent as null.
 #[derive(Debug, ToSchema)]
 pub struct UserUpdate {
     #[schema(format = Email, max_length = 255)]
     pub email: Option<String>,
+    #[schema(value_type = bool, default = true, required = false)]
     pub is_active: Option<bool>,
+    #[schema(value_type = bool, default = false, required = false)]
     pub is_superuser: Option<bool>,
     #[schema(max_length = 255)]
     pub full_name: Option<Option<String>>,
@@ -242,7 +249,7 @@ pub struct PrivateUserCreate {
     pub email: String,
     pub password: String,
     pub full_name: String,
-    #[schema(default = false)]
+    #[schema(default = false, required = false)]
     pub is_verified: bool,
 }
 
@@ -257,43 +264,63 @@ impl FromFields for PrivateUserCreate {
     }
 }
 
-/// The login form, as FastAPI's `OAuth2PasswordRequestForm` documents it.
-#[derive(Debug, ToSchema)]
+/// The login form in the document, under the name FastAPI gives it
+/// (`Body_<operation id>`): clients generated from the reference document
+/// import that type, so the name is part of the contract.
+pub struct LoginFormBody;
+
+impl utoipa::PartialSchema for LoginFormBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        OAuth2PasswordRequestForm::schema()
+    }
+}
+
+impl ToSchema for LoginFormBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Body_login-login_access_token".into()
+    }
+}
+
+/// The fields of FastAPI's `OAuth2PasswordRequestForm` (read by
+/// `extract::form::LoginForm`).
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "only its schema is used: the form is read field by field")]
 #[schema(title = "Body_login-login_access_token")]
-pub struct BodyLoginAccessToken {
-    pub grant_type: Option<String>,
-    pub username: String,
+struct OAuth2PasswordRequestForm {
+    #[schema(pattern = "^password$")]
+    grant_type: Option<String>,
+    username: String,
     #[schema(format = Password)]
-    pub password: String,
-    #[schema(default = "")]
-    pub scope: String,
-    pub client_id: Option<String>,
+    password: String,
+    #[schema(default = "", required = false)]
+    scope: String,
+    client_id: Option<String>,
     #[schema(format = Password)]
-    pub client_secret: Option<String>,
+    client_secret: Option<String>,
 }
 
 /// FastAPI's 422 body.
 #[derive(Debug, ToSchema)]
 pub struct HTTPValidationError {
+    #[schema(required = false)]
     pub detail: Vec<ValidationError>,
 }
 
 #[derive(Debug, ToSchema)]
 pub struct ValidationError {
-    #[schema(inline)]
-    pub loc: Vec<LocItem>,
+    #[schema(schema_with = loc_schema)]
+    pub loc: Vec<serde_json::Value>,
     pub msg: String,
     #[schema(rename = "type")]
     pub kind: String,
 }
 
-/// One step of a 422's `loc`: a field name, or a number where FastAPI puts
-/// one (the byte position of malformed JSON: `["body", 0]`; a list index).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum LocItem {
-    Field(String),
-    Position(i64),
+/// A 422's `loc`: field names, and numbers where FastAPI puts one (the byte
+/// position of malformed JSON: `["body", 0]`; a list index).
+fn loc_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, Object, Type};
+    let step = AnyOfBuilder::new().item(Object::with_type(Type::String)).item(Object::with_type(Type::Integer));
+    ArrayBuilder::new().items(step).build()
 }
 
 /// A job as the jobs API shows it.

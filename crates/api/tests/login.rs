@@ -14,6 +14,8 @@ use shared_core::db::Backend;
 on_both_backends!(
     access_token_for_valid_credentials_case_insensitive_email,
     access_token_errors,
+    access_token_from_a_multipart_form,
+    form_fields_are_validated_as_fastapi_does,
     test_token_returns_the_caller,
     password_recovery_answers_the_same_and_mails_only_known_users,
     reset_password_with_the_mailed_token,
@@ -66,6 +68,93 @@ async fn access_token_errors(backend: Backend) {
     assert_eq!(status, 422);
     assert_eq!(missing["detail"][0]["type"], "missing");
     assert_eq!(missing["detail"][0]["loc"], json!(["body", "password"]));
+    app.shutdown().await;
+}
+
+/// The template's frontend posts the login form as `multipart/form-data`
+/// (axios turns its `formData` into a FormData object).
+async fn access_token_from_a_multipart_form(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, _, email) = app.new_user().await;
+    let form = reqwest::multipart::Form::new().text("username", email.clone()).text("password", "password123");
+    let response = app.http.post(app.url("/api/v1/login/access-token")).multipart(form).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "bearer");
+    let (status, me) = app.call(Method::GET, "/api/v1/users/me", body["access_token"].as_str(), None).await;
+    assert_eq!((status.as_u16(), me["email"].as_str()), (200, Some(email.as_str())));
+
+    let form = reqwest::multipart::Form::new()
+        .text("grant_type", "password")
+        .text("username", email.clone())
+        .text("password", "wrong-password")
+        .text("scope", "")
+        .text("client_id", "frontend");
+    let response = app.http.post(app.url("/api/v1/login/access-token")).multipart(form).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Incorrect email or password"}));
+    app.shutdown().await;
+}
+
+async fn post_multipart(app: &common::TestApp, form: reqwest::multipart::Form) -> (u16, Value) {
+    let response = app.http.post(app.url("/api/v1/login/access-token")).multipart(form).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn post_raw(app: &common::TestApp, content_type: &str, body: &'static str) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.url("/api/v1/login/access-token"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// FastAPI's answers for `OAuth2PasswordRequestForm`, in either encoding.
+async fn form_fields_are_validated_as_fastapi_does(backend: Backend) {
+    let app = spawn_app_with(backend, |env| {
+        env.insert("MAX_BODY_BYTES".into(), "4096".into());
+    })
+    .await;
+    let missing =
+        |field: &str| json!({"type": "missing", "loc": ["body", field], "msg": "Field required", "input": null});
+
+    // An empty value is no value.
+    let (status, body) = login(&app, &[("username", ""), ("password", "password123")]).await;
+    assert_eq!((status, body), (422, json!({"detail": [missing("username")]})));
+    let form = reqwest::multipart::Form::new().text("username", "").text("password", "");
+    assert_eq!(post_multipart(&app, form).await, (422, json!({"detail": [missing("username"), missing("password")]})));
+
+    // grant_type, when given, must be "password".
+    let (status, body) = login(&app, &[("username", "a@example.com"), ("password", "x"), ("grant_type", "code")]).await;
+    let mismatch = json!({
+        "type": "string_pattern_mismatch", "loc": ["body", "grant_type"],
+        "msg": "String should match pattern '^password$'", "input": "code", "ctx": {"pattern": "^password$"},
+    });
+    assert_eq!((status, body), (422, json!({"detail": [mismatch]})));
+
+    // An uploaded file is not a string.
+    let file = reqwest::multipart::Part::bytes(b"secret".to_vec()).file_name("password.txt");
+    let form = reqwest::multipart::Form::new().text("username", "a@example.com").part("password", file);
+    let (status, body) = post_multipart(&app, form).await;
+    assert_eq!((status, body["detail"][0]["type"].as_str()), (422, Some("string_type")));
+
+    // Another content type reads as an empty form; a broken multipart body
+    // is FastAPI's 400.
+    let both_missing = json!({"detail": [missing("username"), missing("password")]});
+    assert_eq!(post_raw(&app, "application/json", r#"{"username":"a","password":"b"}"#).await, (422, both_missing));
+    let broken = post_raw(&app, "multipart/form-data; boundary=xyz", "--xyz\r\nnot a part").await;
+    assert_eq!(broken, (400, json!({"detail": "There was an error parsing the body"})));
+    let no_boundary = post_raw(&app, "multipart/form-data", "username=a").await;
+    assert_eq!(no_boundary, (400, json!({"detail": "There was an error parsing the body"})));
+
+    // The body limit holds for multipart too.
+    let form = reqwest::multipart::Form::new().text("username", "a".repeat(8192)).text("password", "x");
+    let (status, body) = post_multipart(&app, form).await;
+    assert_eq!((status, body), (413, json!({"detail": "Request Entity Too Large"})));
     app.shutdown().await;
 }
 

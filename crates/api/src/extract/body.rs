@@ -21,12 +21,7 @@ impl<S: Send + Sync, T: FromFields> FromRequest<S> for JsonBody<T> {
             let mime = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
             mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
         });
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(err) if err.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge
-            }
-            other => ApiError::Internal(anyhow::anyhow!("reading the request body: {other}")),
-        })?;
+        let bytes = read_body(request, state).await?;
         if bytes.is_empty() {
             return Err(body_issue("missing", "Field required", Value::Null));
         }
@@ -44,6 +39,22 @@ impl<S: Send + Sync, T: FromFields> FromRequest<S> for JsonBody<T> {
         let parsed = T::from_fields(&mut fields);
         if fields.issues.is_empty() { Ok(Self(parsed)) } else { Err(ApiError::Validation(fields.issues)) }
     }
+}
+
+/// The whole body, within the body limit (413 beyond it). A body that stops
+/// half-way (the client went away) is FastAPI's 400, not a server error.
+pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(err) if err.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge
+        }
+        _ => unparsable(),
+    })
+}
+
+/// FastAPI's answer to a body it cannot read or parse.
+pub fn unparsable() -> ApiError {
+    ApiError::BadRequest("There was an error parsing the body")
 }
 
 fn body_issue(kind: &'static str, msg: &str, input: Value) -> ApiError {

@@ -166,11 +166,15 @@ impl<'a> Fields<'a> {
         parsed.map(|d| d.with_timezone(&chrono::Utc))
     }
 
-    /// An optional boolean in pydantic's lax JSON mode; null counts as absent.
+    /// A boolean that may be left out (its default applies) but, as in
+    /// pydantic, not sent as null; lax JSON mode for the rest.
     pub fn optional_bool(&mut self, field: &str) -> Option<bool> {
         let value = self.object.get(field)?;
         let parsed = match value {
-            Value::Null => return None,
+            Value::Null => {
+                self.push("bool_type", field, "Input should be a valid boolean", value, None);
+                return None;
+            }
             Value::Bool(b) => Some(*b),
             Value::Number(n) if n.as_i64() == Some(0) => Some(false),
             Value::Number(n) if n.as_i64() == Some(1) => Some(true),

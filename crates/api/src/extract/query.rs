@@ -65,9 +65,12 @@ impl QueryParams {
 }
 
 /// `skip` (>= 0, default 0) and `limit` (1..=1000, default 100).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
+    #[param(default = 0, minimum = 0, required = false)]
     pub skip: i64,
+    #[param(default = 100, minimum = 1, maximum = 1000, required = false)]
     pub limit: i64,
 }
 

@@ -77,8 +77,7 @@ pub async fn create_job(
     params(
         ("status" = Option<String>, Query),
         ("kind" = Option<String>, Query),
-        ("skip" = Option<i64>, Query, minimum = 0),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000),
+        Paging,
     ),
     security(("OAuth2PasswordBearer" = [])),
     responses(

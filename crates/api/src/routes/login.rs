@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::extract::auth::{CurrentSuperuser, CurrentUser};
 use crate::extract::body::JsonBody;
 use crate::extract::form::LoginForm;
-use crate::models::{BodyLoginAccessToken, HTTPValidationError, Message, NewPassword, Token, UserPublic};
+use crate::models::{HTTPValidationError, LoginFormBody, Message, NewPassword, Token, UserPublic};
 use crate::notify;
 use crate::state::AppState;
 
@@ -22,7 +22,7 @@ use crate::state::AppState;
     path = "/api/v1/login/access-token",
     tag = "login",
     operation_id = "login-login_access_token",
-    request_body(content = BodyLoginAccessToken, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = LoginFormBody, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Successful Response", body = Token),
         (status = 400, description = "Incorrect email or password, or inactive user"),
@@ -155,6 +155,7 @@ pub async fn reset_password(
     responses(
         (status = 200, description = "Successful Response", content_type = "text/html", body = String),
         (status = 404, description = "No such user"),
+        (status = 422, description = "Validation Error", body = HTTPValidationError),
     )
 )]
 pub async fn recover_password_html_content(

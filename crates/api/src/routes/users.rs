@@ -24,10 +24,7 @@ use crate::state::AppState;
     path = "/api/v1/users/",
     tag = "users",
     operation_id = "users-read_users",
-    params(
-        ("skip" = Option<i64>, Query, minimum = 0),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000),
-    ),
+    params(Paging),
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = UsersPublic),
