@@ -16,6 +16,7 @@ use shared_core::auth::token::TokenKeys;
 use shared_core::db::migrate::{self, SchemaError};
 use shared_core::db::{Db, DbError};
 
+use crate::middleware::RequestTasks;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 use crate::superuser::{self, SuperuserError};
@@ -86,7 +87,8 @@ impl Application {
             drop(rx.wait_for(|stop| *stop).await);
         };
 
-        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let tasks = RequestTasks::new(state.settings.http.max_in_flight_requests);
+        let app = routes::router(state.clone(), &tasks).into_make_service_with_connect_info::<SocketAddr>();
         let mut public = tokio::spawn(
             axum::serve(listener, app).with_graceful_shutdown(when_stopped(stopped.clone())).into_future(),
         );
@@ -111,7 +113,14 @@ impl Application {
         }
         // Fails only when both servers are already gone, which is fine.
         let _ = stop.send(true);
-        match tokio::time::timeout(grace, &mut public).await {
+        // Connections first, then the requests whose client left before
+        // their answer: both within the one grace period.
+        let drained = async {
+            let served = (&mut public).await;
+            tasks.drained().await;
+            served
+        };
+        match tokio::time::timeout(grace, drained).await {
             Ok(served) => served.map_err(std::io::Error::other)??,
             Err(_) => {
                 tracing::warn!("grace period over; closing the connections still open");

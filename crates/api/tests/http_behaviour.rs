@@ -125,7 +125,8 @@ async fn serve_behind_middleware(routes: Router, timeout_secs: &str) -> (String,
     let settings = settings_for(&db, |env| {
         env.insert("REQUEST_TIMEOUT_SECONDS".into(), timeout_secs.into());
     });
-    let app = api::middleware::apply(routes, &settings.http);
+    let tasks = api::middleware::RequestTasks::new(settings.http.max_in_flight_requests);
+    let app = api::middleware::apply(routes, &settings.http, &tasks);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -1,10 +1,11 @@
 //! The layers every request passes through, outermost first:
-//! request id → telemetry → JSON error bodies → security headers → CORS →
-//! panic catcher → timeout → body limit → the route.
+//! run to completion → request id → telemetry → JSON error bodies →
+//! security headers → CORS → panic catcher → timeout → body limit → the route.
 
 pub mod json_errors;
 pub mod panic;
 pub mod request_id;
+pub mod run_to_completion;
 pub mod security_headers;
 pub mod telemetry;
 pub mod trailing_slash;
@@ -18,7 +19,9 @@ use tower_http::timeout::TimeoutLayer;
 
 use shared_core::config::HttpSettings;
 
-pub fn apply(router: Router, http: &HttpSettings) -> Router {
+pub use run_to_completion::RequestTasks;
+
+pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Router {
     router
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
@@ -29,6 +32,7 @@ pub fn apply(router: Router, http: &HttpSettings) -> Router {
         .layer(axum::middleware::from_fn(json_errors::json_errors))
         .layer(axum::middleware::from_fn(telemetry::observe))
         .layer(axum::middleware::from_fn(request_id::request_id))
+        .layer(axum::middleware::from_fn_with_state(tasks.clone(), run_to_completion::run_to_completion))
 }
 
 /// Credentialed CORS for the configured origins only. Methods and headers

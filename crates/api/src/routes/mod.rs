@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::middleware::{self, trailing_slash::KnownPaths};
+use crate::middleware::{self, RequestTasks, trailing_slash::KnownPaths};
 use crate::rate_limit;
 use crate::state::AppState;
 
@@ -52,7 +52,7 @@ impl Modify for PasswordFlow {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, tasks: &RequestTasks) -> Router {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(login::login_access_token))
         .routes(routes!(login::test_token))
@@ -89,5 +89,5 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::router(Arc::new(openapi)))
         .fallback(move |uri: Uri| async move { known.fallback(&uri) })
         .with_state(state.clone());
-    middleware::apply(router, &state.settings.http)
+    middleware::apply(router, &state.settings.http, tasks)
 }

@@ -53,6 +53,9 @@ pub struct HttpSettings {
     pub listen_addr: SocketAddr,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Requests handled at once, whether or not their client is still
+    /// connected (a started request runs to completion).
+    pub max_in_flight_requests: usize,
     pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
 }
@@ -228,6 +231,7 @@ impl Settings {
             listen_addr: r.parse("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8000)), "an address like 0.0.0.0:8000"),
             request_timeout: Duration::from_secs(r.positive("REQUEST_TIMEOUT_SECONDS", 30)),
             max_body_bytes: r.positive("MAX_BODY_BYTES", 1024 * 1024) as usize,
+            max_in_flight_requests: r.positive("MAX_IN_FLIGHT_REQUESTS", 1024) as usize,
             trusted_proxies,
             cors_origins,
         };
@@ -331,6 +335,7 @@ impl Settings {
             ("LOG_FORMAT", format!("{:?}", self.log_format).to_ascii_lowercase()),
             ("REQUEST_TIMEOUT_SECONDS", secs(self.http.request_timeout)),
             ("MAX_BODY_BYTES", self.http.max_body_bytes.to_string()),
+            ("MAX_IN_FLIGHT_REQUESTS", self.http.max_in_flight_requests.to_string()),
             (
                 "TRUSTED_PROXIES",
                 self.http.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),

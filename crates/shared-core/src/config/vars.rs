@@ -55,6 +55,7 @@ pub const VARS: &[Var] = &[
     var("LOG_FORMAT", "pretty in local, json elsewhere", Both, "json or pretty"),
     var("REQUEST_TIMEOUT_SECONDS", "30", Api, "a request running longer is answered 408"),
     var("MAX_BODY_BYTES", "1048576", Api, "larger request bodies are answered 413"),
+    var("MAX_IN_FLIGHT_REQUESTS", "1024", Api, "requests handled at once; more wait for a slot"),
     var("TRUSTED_PROXIES", "", Api, "comma-separated IPs or CIDRs whose X-Forwarded-For is believed"),
     var("MIGRATE_ON_START", "true", Api, "apply migrations before listening; false only verifies them"),
     var("SHUTDOWN_GRACE_SECONDS", "30", Both, "how long SIGTERM waits for in-flight work"),
