@@ -478,7 +478,6 @@ stack_run() { # RUN (postgres|sqlite)
     "${common[@]}"
     "TRUSTED_PROXIES=127.0.0.1"
     "RATE_LIMIT_PER_MINUTE=1000000"
-    "LOGIN_RATE_LIMIT_PER_MINUTE=1000"
   )
   local quiet=0
   [[ "$run" == postgres ]] || quiet=1

@@ -14,16 +14,43 @@ use shared_core::db::Backend;
 
 on_both_backends!(
     over_the_limit_is_a_429_with_retry_after,
-    login_and_recovery_have_a_stricter_budget,
+    sixty_logins_a_minute_from_one_address_pass_with_the_shipped_defaults,
+    one_accounts_failures_run_out_while_another_account_logs_in,
+    the_per_address_failure_cap_holds_across_accounts,
+    password_recovery_counts_per_address_and_per_email,
+    two_replicas_share_the_failure_budget,
     authenticated_users_have_their_own_budget,
     forwarded_for_counts_only_from_trusted_proxies,
     two_instances_share_one_redis_budget,
     redis_failing_mid_traffic_falls_back_without_a_5xx_and_returns,
 );
 
-fn limits(env: &mut std::collections::HashMap<String, String>, general: u32, login: u32) {
+type Env = std::collections::HashMap<String, String>;
+
+fn limits(env: &mut Env, general: u32, failures_per_account: u32) {
     env.insert("RATE_LIMIT_PER_MINUTE".into(), general.to_string());
-    env.insert("LOGIN_RATE_LIMIT_PER_MINUTE".into(), login.to_string());
+    env.insert("LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE".into(), failures_per_account.to_string());
+}
+
+/// Every rate limit as shipped: the test harness's generous overrides removed.
+fn shipped_limits(env: &mut Env) {
+    env.retain(|name, _| !name.contains("_PER_MINUTE"));
+}
+
+/// A login attempt: the status and, on a 429, its Retry-After.
+async fn login(app: &TestApp, email: &str, password: &str) -> (u16, Option<u64>) {
+    let form = [("username", email), ("password", password)];
+    let response = app.http.post(app.url("/api/v1/login/access-token")).form(&form).send().await.unwrap();
+    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().parse().unwrap());
+    (response.status().as_u16(), retry)
+}
+
+async fn signup(app: &TestApp) -> String {
+    let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+    let body = json!({"email": email, "password": "password123"});
+    let response = app.http.post(app.url("/api/v1/users/signup")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    email
 }
 
 async fn get_status(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, Option<u64>) {
@@ -54,22 +81,114 @@ async fn over_the_limit_is_a_429_with_retry_after(backend: Backend) {
     app.shutdown().await;
 }
 
-async fn login_and_recovery_have_a_stricter_budget(backend: Backend) {
-    let app = spawn_app_with(backend, |env| limits(env, 1000, 3)).await;
-    let attempt = || {
-        app.http
-            .post(app.url("/api/v1/login/access-token"))
-            .form(&[("username", "a@example.com"), ("password", "wrong-pass")])
-            .send()
-    };
+/// A person, a test suite or an office behind one address logs in many
+/// times a minute: with the limits as shipped, none of it is refused.
+async fn sixty_logins_a_minute_from_one_address_pass_with_the_shipped_defaults(backend: Backend) {
+    let app = spawn_app_with(backend, shipped_limits).await;
+    let email = signup(&app).await;
+    // A few typing mistakes among them change nothing.
     for _ in 0..3 {
-        assert_eq!(attempt().await.unwrap().status(), 400);
+        assert_eq!(login(&app, &email, "wrong-password").await.0, 400);
     }
-    assert_eq!(attempt().await.unwrap().status(), 429);
-    let recovery = app.http.post(app.url("/api/v1/password-recovery/a@example.com")).send().await.unwrap();
-    assert_eq!(recovery.status(), 429, "recovery shares the login budget");
-    assert_eq!(get_status(&app, "/api/v1/utils/health-check/", &[]).await.0, 200, "other routes are unaffected");
+    for attempt in 0..60 {
+        assert_eq!(login(&app, &email, "password123").await, (200, None), "login {attempt}");
+    }
     app.shutdown().await;
+}
+
+async fn one_accounts_failures_run_out_while_another_account_logs_in(backend: Backend) {
+    let app = spawn_app_with(backend, |env| limits(env, 1000, 3)).await;
+    let (guessed, other) = (signup(&app).await, signup(&app).await);
+    for _ in 0..3 {
+        assert_eq!(login(&app, &guessed, "wrong-password").await.0, 400);
+    }
+    // Refused before the password is even checked, the right one included.
+    for password in ["wrong-password", "password123"] {
+        let (status, retry) = login(&app, &guessed, password).await;
+        assert_eq!(status, 429);
+        assert!(retry.is_some_and(|r| (1..=120).contains(&r)), "Retry-After: {retry:?}");
+    }
+    // The account is compared case-insensitively, as logins are.
+    assert_eq!(login(&app, &guessed.to_uppercase(), "password123").await.0, 429);
+    assert_eq!(login(&app, &other, "password123").await, (200, None), "another account is unaffected");
+    let metrics = app.http.get(app.metrics_url()).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"rate_limit_rejections_total{budget="login_failures"}"#), "{metrics}");
+    app.shutdown().await;
+}
+
+/// Failed logins and failed password resets share the per-address cap.
+async fn the_per_address_failure_cap_holds_across_accounts(backend: Backend) {
+    let app = spawn_app_with(backend, |env| {
+        limits(env, 1000, 100);
+        env.insert("LOGIN_FAILURES_PER_CLIENT_PER_MINUTE".into(), "4".into());
+    })
+    .await;
+    let real = signup(&app).await;
+    for n in 0..3 {
+        assert_eq!(login(&app, &format!("nobody-{n}@example.com"), "wrong-password").await.0, 400);
+    }
+    let reset = json!({"token": "not-a-token", "new_password": "brand-new-pass"});
+    let response = app.http.post(app.url("/api/v1/reset-password/")).json(&reset).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let (status, retry) = login(&app, &real, "password123").await;
+    assert_eq!(status, 429, "the address has used its failures");
+    assert!(retry.is_some());
+    let response = app.http.post(app.url("/api/v1/reset-password/")).json(&reset).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    app.shutdown().await;
+}
+
+async fn password_recovery_counts_per_address_and_per_email(backend: Backend) {
+    let app = spawn_app_with(backend, |env| {
+        env.insert("PASSWORD_RECOVERY_PER_EMAIL_PER_MINUTE".into(), "2".into());
+        env.insert("PASSWORD_RECOVERY_PER_CLIENT_PER_MINUTE".into(), "5".into());
+    })
+    .await;
+    let recover = |email: &'static str| app.http.post(app.url(&format!("/api/v1/password-recovery/{email}"))).send();
+    for _ in 0..2 {
+        assert_eq!(recover("target@example.com").await.unwrap().status(), 200);
+    }
+    let refused = recover("TARGET@example.com").await.unwrap();
+    assert_eq!(refused.status(), 429, "one inbox gets at most 2 a minute");
+    assert!(refused.headers().contains_key("retry-after"));
+    // 3 of this address's 5 are spent (the refused request counted against
+    // the address before its inbox refused it): two more, then no more.
+    assert_eq!(recover("other@example.com").await.unwrap().status(), 200);
+    assert_eq!(recover("third@example.com").await.unwrap().status(), 200);
+    assert_eq!(recover("fourth@example.com").await.unwrap().status(), 429, "the address has used its 5");
+
+    // Superuser-only routes are in none of these buckets, and logins are
+    // not spent by recovery.
+    let admin = app.superuser_token().await;
+    let html = app
+        .http
+        .post(app.url("/api/v1/password-recovery-html-content/admin@example.com"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.status(), 200);
+    app.shutdown().await;
+}
+
+async fn two_replicas_share_the_failure_budget(backend: Backend) {
+    let url = redis_url();
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let replica = || {
+        spawn_app_with(backend, |env| {
+            limits(env, 1000, 3);
+            redis_env(env, &url, &prefix);
+        })
+    };
+    let (a, b) = (replica().await, replica().await);
+    let email = signup(&a).await;
+    for app in [&a, &b, &a] {
+        assert_eq!(login(app, &email, "wrong-password").await.0, 400);
+    }
+    assert_eq!(login(&b, &email, "password123").await.0, 429, "b saw a's failures");
+    assert_eq!(login(&a, &email, "password123").await.0, 429);
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 async fn authenticated_users_have_their_own_budget(backend: Backend) {

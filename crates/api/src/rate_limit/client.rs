@@ -1,14 +1,30 @@
 //! Who a request comes from, for rate limiting.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use ipnet::IpNet;
 use uuid::Uuid;
 
 use shared_core::auth::token::TokenKeys;
 
 use crate::extract::auth::bearer_token;
+use crate::state::AppState;
+
+/// The client's address, for handlers that count per address.
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(Self(address(&parts.headers, peer, &state.settings.http.trusted_proxies)))
+    }
+}
 
 /// The client's address. `X-Forwarded-For` is believed only when the peer
 /// is a trusted proxy, and then read from the right: the first address that

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::window;
+use super::{Count, window};
 
 /// Entries older than the previous window are dropped once the map grows
 /// past this, so a scan from many addresses cannot grow memory forever.
@@ -23,8 +23,9 @@ struct Counter {
 }
 
 impl MemoryStore {
-    /// `Ok(())` when the request fits (and is counted), else `Err(retry_after)`.
-    pub fn hit(&self, key: &str, limit: u32, now_ms: u64) -> Result<(), u64> {
+    /// Counts `key` as `count` says: `Ok(())` when one more fits, else
+    /// `Err(retry_after)`.
+    pub fn count(&self, key: &str, limit: u32, count: Count, now_ms: u64) -> Result<(), u64> {
         let (current, elapsed) = window::position(now_ms);
         let mut counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if counters.len() > PRUNE_ABOVE {
@@ -35,8 +36,11 @@ impl MemoryStore {
             let prev = if counter.window + 1 == current { counter.curr } else { 0 };
             *counter = Counter { window: current, prev, curr: 0 };
         }
-        if window::allows(counter.prev, counter.curr, elapsed, limit) {
+        let fits = window::allows(counter.prev, counter.curr, elapsed, limit);
+        if count == Count::Record || (count == Count::Take && fits) {
             counter.curr += 1;
+        }
+        if fits || count == Count::Record {
             Ok(())
         } else {
             Err(window::retry_after(counter.prev, counter.curr, elapsed, limit))

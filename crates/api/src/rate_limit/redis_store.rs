@@ -6,6 +6,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 
+use super::Count;
 use super::window::{self, WINDOW_MS};
 
 /// Redis must answer quickly or be bypassed: a slow limiter would slow
@@ -13,16 +14,20 @@ use super::window::{self, WINDOW_MS};
 const TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The same inequality as `window::allows`, evaluated next to the data so
-/// that check and increment are one atomic step.
+/// that check and increment are one atomic step. ARGV[4] is the `Count`:
+/// `check` only reads, `take` counts when it fits, `record` always counts.
 const SCRIPT: &str = r"
 local prev = tonumber(redis.call('GET', KEYS[1]) or '0')
 local curr = tonumber(redis.call('GET', KEYS[2]) or '0')
-if prev * tonumber(ARGV[1]) + curr + 1 > tonumber(ARGV[2]) then
-  return {prev, curr, 0}
+local fits = prev * tonumber(ARGV[1]) + curr + 1 <= tonumber(ARGV[2])
+if ARGV[4] == 'record' or (ARGV[4] == 'take' and fits) then
+  redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return {prev, curr, 1}
+if fits or ARGV[4] == 'record' then
+  return {prev, curr, 1}
+end
+return {prev, curr, 0}
 ";
 
 pub struct RedisStore {
@@ -50,14 +55,20 @@ impl RedisStore {
         Ok(Self { connection, script: Script::new(SCRIPT), prefix: prefix.to_owned() })
     }
 
-    pub async fn hit(&self, key: &str, limit: u32, now_ms: u64) -> Result<Result<(), u64>, RedisStoreError> {
+    pub async fn count(
+        &self,
+        key: &str,
+        limit: u32,
+        count: Count,
+        now_ms: u64,
+    ) -> Result<Result<(), u64>, RedisStoreError> {
         let (current, elapsed) = window::position(now_ms);
         // The braces are a hash tag: both windows of a client live on the
         // same Redis Cluster slot, as a multi-key script requires.
         let keys =
             [format!("{}rl:{{{key}}}:{}", self.prefix, current - 1), format!("{}rl:{{{key}}}:{current}", self.prefix)];
         let mut invocation = self.script.prepare_invoke();
-        invocation.key(&keys[0]).key(&keys[1]).arg(1.0 - elapsed).arg(limit).arg(2 * WINDOW_MS);
+        invocation.key(&keys[0]).key(&keys[1]).arg(1.0 - elapsed).arg(limit).arg(2 * WINDOW_MS).arg(count.as_str());
         let mut connection = self.connection.clone();
         let call = invocation.invoke_async::<(u64, u64, u8)>(&mut connection);
         let (prev, curr, allowed) =

@@ -14,6 +14,7 @@ use crate::extract::body::JsonBody;
 use crate::extract::form::LoginForm;
 use crate::models::{HTTPValidationError, LoginFormBody, Message, NewPassword, Token, UserPublic};
 use crate::notify;
+use crate::rate_limit::ClientAddress;
 use crate::state::AppState;
 
 /// OAuth2 compatible token login: an access token for future requests.
@@ -29,10 +30,17 @@ use crate::state::AppState;
         (status = 422, description = "Validation Error", body = HTTPValidationError),
     )
 )]
-pub async fn login_access_token(State(state): State<AppState>, form: LoginForm) -> Result<Json<Token>, ApiError> {
-    let user = authenticate(&state, &form.username, &form.password)
-        .await?
-        .ok_or(ApiError::BadRequest("Incorrect email or password"))?;
+pub async fn login_access_token(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    form: LoginForm,
+) -> Result<Json<Token>, ApiError> {
+    let account = Some(form.username.as_str());
+    state.rate_limiter.credentials_allowed(client, account).await?;
+    let Some(user) = authenticate(&state, &form.username, &form.password).await? else {
+        state.rate_limiter.credentials_failed(client, account).await;
+        return Err(ApiError::BadRequest("Incorrect email or password"));
+    };
     if !user.is_active {
         return Err(ApiError::BadRequest("Inactive user"));
     }
@@ -105,8 +113,10 @@ pub async fn test_token(CurrentUser(user): CurrentUser) -> Json<UserPublic> {
 )]
 pub async fn recover_password(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     Path(email): Path<String>,
 ) -> Result<Json<Message>, ApiError> {
+    state.rate_limiter.recovery_requested(client, &email).await?;
     if let Some(user) = users::find_by_email(&state.db, &email).await? {
         let token = state
             .tokens
@@ -132,10 +142,21 @@ pub async fn recover_password(
 )]
 pub async fn reset_password(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     JsonBody(body): JsonBody<NewPassword>,
 ) -> Result<Json<Message>, ApiError> {
-    let email = state.tokens.decode_reset_token(&body.token).map_err(|_| ApiError::BadRequest("Invalid token"))?;
-    let user = users::find_by_email(&state.db, &email).await?.ok_or(ApiError::BadRequest("Invalid token"))?;
+    // The account is the token's, when its signature holds.
+    let email = state.tokens.decode_reset_token(&body.token).ok();
+    let limiter = &state.rate_limiter;
+    limiter.credentials_allowed(client, email.as_deref()).await?;
+    let user = match &email {
+        Some(email) => users::find_by_email(&state.db, email).await?,
+        None => None,
+    };
+    let Some(user) = user else {
+        limiter.credentials_failed(client, email.as_deref()).await;
+        return Err(ApiError::BadRequest("Invalid token"));
+    };
     if !user.is_active {
         return Err(ApiError::BadRequest("Inactive user"));
     }

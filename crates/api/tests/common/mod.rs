@@ -135,7 +135,10 @@ pub fn test_env(db: &TestDb, customise: impl FnOnce(&mut HashMap<String, String>
         ("FIRST_SUPERUSER_PASSWORD", SUPERUSER_PASSWORD),
         ("SHUTDOWN_GRACE_SECONDS", "5"),
         ("RATE_LIMIT_PER_MINUTE", "100000"),
-        ("LOGIN_RATE_LIMIT_PER_MINUTE", "100000"),
+        ("LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE", "100000"),
+        ("LOGIN_FAILURES_PER_CLIENT_PER_MINUTE", "100000"),
+        ("PASSWORD_RECOVERY_PER_CLIENT_PER_MINUTE", "100000"),
+        ("PASSWORD_RECOVERY_PER_EMAIL_PER_MINUTE", "100000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

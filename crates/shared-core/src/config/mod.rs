@@ -74,8 +74,14 @@ pub struct SmtpSettings {
 
 #[derive(Debug, Clone)]
 pub struct RateLimitSettings {
+    /// Requests per client per rolling minute, on every /api/v1 route.
     pub per_minute: u32,
-    pub login_per_minute: u32,
+    /// Failed logins and password resets per (address, account).
+    pub login_failures_per_account: u32,
+    /// Failed logins and password resets per address, whatever the account.
+    pub login_failures_per_client: u32,
+    pub recovery_per_client: u32,
+    pub recovery_per_email: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -260,8 +266,11 @@ impl Settings {
         let email_test_user = r.string("EMAIL_TEST_USER", "test@example.com");
 
         let rate_limit = RateLimitSettings {
-            per_minute: r.positive("RATE_LIMIT_PER_MINUTE", 600).min(u64::from(u32::MAX)) as u32,
-            login_per_minute: r.positive("LOGIN_RATE_LIMIT_PER_MINUTE", 10).min(u64::from(u32::MAX)) as u32,
+            per_minute: r.per_minute("RATE_LIMIT_PER_MINUTE", 600),
+            login_failures_per_account: r.per_minute("LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE", 10),
+            login_failures_per_client: r.per_minute("LOGIN_FAILURES_PER_CLIENT_PER_MINUTE", 100),
+            recovery_per_client: r.per_minute("PASSWORD_RECOVERY_PER_CLIENT_PER_MINUTE", 20),
+            recovery_per_email: r.per_minute("PASSWORD_RECOVERY_PER_EMAIL_PER_MINUTE", 5),
         };
         let worker = WorkerSettings {
             concurrency: r.positive("WORKER_CONCURRENCY", 4) as usize,
@@ -358,7 +367,10 @@ impl Settings {
             ("SMTP_PASSWORD", shown(&smtp.and_then(|s| s.password.clone()))),
             ("EMAILS_FROM", smtp.map_or("unset".into(), |s| format!("{} <{}>", s.from_name, s.from_email))),
             ("RATE_LIMIT_PER_MINUTE", self.rate_limit.per_minute.to_string()),
-            ("LOGIN_RATE_LIMIT_PER_MINUTE", self.rate_limit.login_per_minute.to_string()),
+            ("LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE", self.rate_limit.login_failures_per_account.to_string()),
+            ("LOGIN_FAILURES_PER_CLIENT_PER_MINUTE", self.rate_limit.login_failures_per_client.to_string()),
+            ("PASSWORD_RECOVERY_PER_CLIENT_PER_MINUTE", self.rate_limit.recovery_per_client.to_string()),
+            ("PASSWORD_RECOVERY_PER_EMAIL_PER_MINUTE", self.rate_limit.recovery_per_email.to_string()),
             ("WORKER_CONCURRENCY", self.worker.concurrency.to_string()),
             ("SCAN_INTERVAL_MINUTES", (self.worker.scan_interval.as_secs() / 60).to_string()),
             ("JOB_RETENTION_DAYS", (self.worker.job_retention.as_secs() / 86_400).to_string()),

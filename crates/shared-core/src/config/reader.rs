@@ -79,6 +79,11 @@ impl<'a> Reader<'a> {
         value
     }
 
+    /// A rate: a positive count per minute.
+    pub fn per_minute(&mut self, name: &str, default: u32) -> u32 {
+        self.positive(name, u64::from(default)).min(u64::from(u32::MAX)) as u32
+    }
+
     pub fn bool(&mut self, name: &str, default: bool) -> bool {
         match self.raw(name) {
             None => default,
