@@ -44,8 +44,11 @@ fn main() -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let subcommand = cli.command.unwrap_or(Command::Serve);
+    // Held until the process exits, so a fatal error is reported too.
+    let _reporting = matches!(subcommand, Command::Serve | Command::Migrate).then(|| process::init_logging(&loaded));
     process::run(async {
-        match cli.command.unwrap_or(Command::Serve) {
+        match subcommand {
             Command::Serve => serve(loaded).await,
             Command::Migrate => run_migrations(loaded).await,
             Command::Config { action: ConfigAction::Check } => {
@@ -64,7 +67,6 @@ fn main() -> ExitCode {
 }
 
 async fn serve(loaded: Loaded) -> anyhow::Result<()> {
-    process::init_logging(&loaded);
     let app = Application::build(loaded.settings).await?;
     tracing::info!(
         address = %app.address(),
@@ -77,7 +79,6 @@ async fn serve(loaded: Loaded) -> anyhow::Result<()> {
 }
 
 async fn run_migrations(loaded: Loaded) -> anyhow::Result<()> {
-    process::init_logging(&loaded);
     let db = Db::connect(&loaded.settings.database).await?;
     migrate::run(&db).await?;
     let status = migrate::status(&db).await?;

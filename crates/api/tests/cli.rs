@@ -6,6 +6,7 @@ mod common;
 
 use std::process::Command;
 
+use common::api_process::free_port;
 use common::{SECRET_KEY, TestDb};
 use shared_core::db::Backend;
 
@@ -106,8 +107,4 @@ async fn migrate_then_healthcheck_against_a_running_api() {
     server.kill().unwrap();
     server.wait().unwrap();
     assert!(healthy, "healthcheck never saw the api");
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

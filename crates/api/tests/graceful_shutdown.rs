@@ -7,109 +7,18 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestDb;
+use common::api_process::ApiProcess;
 use shared_core::db::Backend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 common::on_both_backends!(in_flight_request_completes_during_the_drain, incomplete_request_is_cut_off_when_grace_ends);
 
-/// The api as a child process; killed (SIGKILL) if a test fails midway.
-struct ApiProcess {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl ApiProcess {
-    /// Starts the binary in a clean environment on `db` and waits for
-    /// `/readyz` to answer 200.
-    async fn start(db: &TestDb, grace_seconds: u64) -> Self {
-        let port = free_port();
-        let env = common::test_env(db, |env| {
-            env.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
-            env.insert("METRICS_ADDR".into(), "127.0.0.1:0".into());
-            env.insert("SHUTDOWN_GRACE_SECONDS".into(), grace_seconds.to_string());
-            env.insert("RATE_LIMIT_PER_MINUTE".into(), "100000".into());
-            env.insert("LOG_LEVEL".into(), "info".into());
-            env.insert("LOG_FORMAT".into(), "json".into());
-        });
-        let log = db.dir().join("api.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_api"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(&env)
-            .current_dir(db.dir())
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap();
-        let mut api = Self { child, port, log };
-        api.wait_until_ready().await;
-        api
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn wait_until_ready(&mut self) {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
-        let url = format!("http://127.0.0.1:{}/readyz", self.port);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("the api exited before it was ready ({status}):\n{}", self.log());
-            }
-            if let Ok(response) = http.get(&url).send().await
-                && response.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "/readyz never answered 200:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    /// Polls for the exit for up to `limit`; returns the status and how long it took.
-    async fn wait_for_exit(&mut self, limit: Duration) -> (ExitStatus, Duration) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, started.elapsed());
-            }
-            assert!(
-                started.elapsed() < limit,
-                "the api did not exit within {limit:?} of being asked to:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+fn grace(env: &mut std::collections::HashMap<String, String>, seconds: u64) {
+    env.insert("SHUTDOWN_GRACE_SECONDS".into(), seconds.to_string());
 }
 
 /// A signup body and the raw request head announcing its full length.
@@ -194,7 +103,7 @@ async fn assert_new_connections_are_not_served(port: u16) {
 
 async fn in_flight_request_completes_during_the_drain(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let mut api = ApiProcess::start(&db, 10).await;
+    let mut api = ApiProcess::start(&db, |env| grace(env, 10)).await;
     let email = format!("slow-{}@example.com", uuid::Uuid::new_v4().simple());
 
     let (mut stream, rest) = start_slow_signup(api.port, &email).await;
@@ -232,7 +141,7 @@ async fn in_flight_request_completes_during_the_drain(backend: Backend) {
 
 async fn incomplete_request_is_cut_off_when_grace_ends(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let mut api = ApiProcess::start(&db, 2).await;
+    let mut api = ApiProcess::start(&db, |env| grace(env, 2)).await;
     let email = format!("stalled-{}@example.com", uuid::Uuid::new_v4().simple());
 
     let (mut stream, _rest) = start_slow_signup(api.port, &email).await;

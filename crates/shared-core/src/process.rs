@@ -18,13 +18,17 @@ pub fn load_settings(binary: ReadBy) -> Result<Loaded, ExitCode> {
     })
 }
 
-/// Logging as configured, panics logged through it, and the start-up warnings.
-pub fn init_logging(loaded: &Loaded) {
-    telemetry::init(&loaded.settings.log_level, loaded.settings.log_format);
+/// Logging (and error reporting) as configured, panics logged through it,
+/// and the start-up warnings. Keep the returned guard for the process's
+/// lifetime: dropping it flushes the error reports.
+#[must_use]
+pub fn init_logging(loaded: &Loaded) -> telemetry::ErrorReporting {
+    let reporting = telemetry::init(&loaded.settings);
     std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    reporting
 }
 
 /// Runs `work` on a multi-threaded runtime; an error is logged and printed

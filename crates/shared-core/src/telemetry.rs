@@ -1,19 +1,50 @@
 //! Logging set-up: JSON lines outside local, human-readable text in local.
 //! Span fields (the request id among them) appear on every line logged
 //! inside the span.
+//!
+//! With `SENTRY_DSN`, every ERROR event (a 500, a panic, a job failed for
+//! good) also becomes a Sentry event, and lower levels become its
+//! breadcrumbs. Only what the log line says is sent: no request bodies, and
+//! the request headers Sentry considers sensitive (Authorization, cookies)
+//! are left out.
 
-use tracing_subscriber::EnvFilter;
+use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, Settings};
 
-/// Installs the global subscriber. Safe to call more than once (tests build
-/// many apps in one process); only the first call takes effect.
-pub fn init(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let installed = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+/// Keeps the Sentry client alive; dropping it sends what is still queued
+/// (for up to two seconds).
+pub type ErrorReporting = Option<sentry::ClientInitGuard>;
+
+/// Installs the global subscriber and, when configured, the Sentry client.
+/// Safe to call more than once (tests build many apps in one process); only
+/// the first call takes effect.
+pub fn init(settings: &Settings) -> ErrorReporting {
+    let reporting = settings.sentry_dsn.as_ref().map(|dsn| {
+        let mut options = sentry::ClientOptions::default();
+        options.release = Some(env!("CARGO_PKG_VERSION").into());
+        options.environment = Some(settings.environment.as_str().into());
+        options.send_default_pii = false;
+        sentry::init((dsn.expose(), options))
+    });
+    // ERROR events become Sentry events, WARN events their breadcrumbs.
+    // What they are about (request id and route, job id and kind) is tagged
+    // on the scope of each request and each job.
+    let errors = reporting.is_some().then(|| ErrorLayer::new().with_filter(LevelFilter::ERROR));
+    let breadcrumbs = reporting
+        .is_some()
+        .then(|| BreadcrumbLayer::new().with_filter(filter_fn(|metadata| *metadata.level() == tracing::Level::WARN)));
+
+    let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match settings.log_format {
+        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).boxed(),
+        LogFormat::Pretty => fmt.boxed(),
     };
-    drop(installed);
+    drop(tracing_subscriber::registry().with(filter).with(fmt).with(breadcrumbs).with(errors).try_init());
+    reporting
 }

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    process::init_logging(&loaded);
+    let _reporting = process::init_logging(&loaded);
     let settings = loaded.settings;
     process::run(async {
         match cli.command.unwrap_or(Command::Run) {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use sentry::SentryFutureExt;
 use shared_core::db::jobs::{self, Job};
 use shared_core::jobs::retry_delay;
 use shared_core::jobs::wake::Waiter;
@@ -123,10 +124,18 @@ impl Runner {
     }
 }
 
-/// Runs one claimed job to its recorded outcome, in a span naming it.
+/// Runs one claimed job to its recorded outcome, in a span naming it and an
+/// error-report scope tagged with it (jobs run side by side, so each needs
+/// its own scope).
 async fn run_one(ctx: &Context, job: Job) {
     let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempts);
-    run_and_record(ctx, job).instrument(span).await;
+    let reports = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
+    reports.configure_scope(|scope| {
+        scope.set_tag("job_id", job.id);
+        scope.set_tag("kind", &job.kind);
+        scope.set_tag("attempt", job.attempts);
+    });
+    run_and_record(ctx, job).instrument(span).bind_hub(reports).await;
 }
 
 async fn run_and_record(ctx: &Context, job: Job) {

@@ -1,5 +1,6 @@
 //! The worker's own commands, run as real processes: `healthcheck` from the
-//! heartbeat row, `backup` and `restore` of a SQLite database.
+//! heartbeat row, `backup` and `restore` of a SQLite database, and its
+//! error reports to Sentry.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -12,9 +13,10 @@ use std::time::Duration;
 
 use common::{TestDb, on_both_backends, test_env};
 use shared_core::db::Backend;
+use shared_core::testing::SentryCatcher;
 use support::{WorkerProcess, migrated};
 
-on_both_backends!(healthcheck_follows_the_heartbeat);
+on_both_backends!(healthcheck_follows_the_heartbeat, a_job_failed_for_good_is_reported_to_sentry);
 
 fn worker_command(
     db: &TestDb,
@@ -49,6 +51,31 @@ async fn healthcheck_follows_the_heartbeat(backend: Backend) {
     worker.signal("TERM");
     assert!(worker.wait_exit(Duration::from_secs(10)).await.success());
     assert!(!healthcheck(), "a stopped worker removes its heartbeat");
+}
+
+/// `SENTRY_DSN` outside local: a job that fails for good is an error event
+/// naming the job, received by an ingestion endpoint of the test's own.
+async fn a_job_failed_for_good_is_reported_to_sentry(backend: Backend) {
+    let catcher = SentryCatcher::start().await;
+    let test_db = TestDb::new(backend).await;
+    let db = migrated(&test_db).await;
+    // A payload the API would refuse, written straight to the queue: the
+    // worker cannot run it, ever.
+    let mut broken = support::noop(0, 3);
+    broken.payload = serde_json::json!({ "sleep_ms": "soon" });
+    let (job, _) = shared_core::jobs::enqueue(&db, &broken).await.unwrap();
+    let _worker = WorkerProcess::start(&test_db, |env| {
+        env.insert("ENVIRONMENT".into(), "staging".into());
+        env.insert("SENTRY_DSN".into(), catcher.dsn());
+    });
+    let id = job.id.to_string();
+    let event = catcher
+        .wait_for(Duration::from_secs(15), |e| e["tags"]["job_id"] == id.as_str())
+        .await
+        .unwrap_or_else(|| panic!("no event for job {id}; received {:?}", catcher.events()));
+    assert_eq!(event["message"], "job failed for good", "{event}");
+    assert_eq!(event["tags"]["kind"], "noop", "{event}");
+    assert_eq!(event["environment"], "staging", "{event}");
 }
 
 #[tokio::test]

@@ -1,7 +1,10 @@
 //! The layers every request passes through, outermost first:
-//! run to completion → request id → telemetry → JSON error bodies →
-//! security headers → CORS → panic catcher → timeout → body limit → the route.
+//! run to completion → error-report scope → request id → error-report tags →
+//! telemetry → JSON error bodies → security headers → CORS → panic catcher →
+//! timeout → body limit → the route. (The error-report layers exist only
+//! with a Sentry client.)
 
+pub mod error_reporting;
 pub mod json_errors;
 pub mod panic;
 pub mod request_id;
@@ -22,7 +25,7 @@ use shared_core::config::HttpSettings;
 pub use run_to_completion::RequestTasks;
 
 pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Router {
-    router
+    let router = router
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout))
@@ -30,8 +33,9 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
         .layer(cors(&http.cors_origins))
         .layer(axum::middleware::from_fn(security_headers::security_headers))
         .layer(axum::middleware::from_fn(json_errors::json_errors))
-        .layer(axum::middleware::from_fn(telemetry::observe))
-        .layer(axum::middleware::from_fn(request_id::request_id))
+        .layer(axum::middleware::from_fn(telemetry::observe));
+    let router = error_reporting::tag_requests(router).layer(axum::middleware::from_fn(request_id::request_id));
+    error_reporting::scope_per_request(router)
         .layer(axum::middleware::from_fn_with_state(tasks.clone(), run_to_completion::run_to_completion))
 }
 

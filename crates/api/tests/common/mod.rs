@@ -3,6 +3,8 @@
 //! dropped), reached over real sockets.
 #![allow(dead_code, unused_macros)] // each test binary uses a different part
 
+pub mod api_process;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -109,6 +109,8 @@ pub struct Settings {
     pub redis_key_prefix: String,
     pub http: HttpSettings,
     pub metrics_addr: SocketAddr,
+    /// Where errors are reported; `None` when unset, and always in local.
+    pub sentry_dsn: Option<Secret>,
     pub log_level: String,
     pub log_format: LogFormat,
     pub migrate_on_start: bool,
@@ -259,6 +261,8 @@ impl Settings {
             }
         };
 
+        let sentry_dsn = read_sentry_dsn(&mut r, local);
+
         let first_superuser = r.string("FIRST_SUPERUSER", "admin@example.com");
         let first_superuser_password = r.secret("FIRST_SUPERUSER_PASSWORD").unwrap_or_else(|| Secret::new(CHANGETHIS));
 
@@ -295,6 +299,7 @@ impl Settings {
             redis_key_prefix: r.string("REDIS_KEY_PREFIX", "app:"),
             http,
             metrics_addr,
+            sentry_dsn,
             log_level,
             log_format,
             migrate_on_start: r.bool("MIGRATE_ON_START", true),
@@ -307,6 +312,7 @@ impl Settings {
             worker,
         };
         check_weak_secrets(&settings, binary, &mut r);
+        report_ignored(env, &mut r);
 
         if r.problems.is_empty() {
             Ok(Loaded { settings, warnings: r.warnings })
@@ -340,6 +346,7 @@ impl Settings {
             ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
             ("LISTEN_ADDR", self.http.listen_addr.to_string()),
             ("METRICS_ADDR", self.metrics_addr.to_string()),
+            ("SENTRY_DSN", self.sentry_dsn.as_ref().map_or("unset".into(), |_| "[redacted]".into())),
             ("LOG_LEVEL", self.log_level.clone()),
             ("LOG_FORMAT", format!("{:?}", self.log_format).to_ascii_lowercase()),
             ("REQUEST_TIMEOUT_SECONDS", secs(self.http.request_timeout)),
@@ -398,6 +405,20 @@ fn read_environment(r: &mut Reader<'_>) -> Environment {
     }
 }
 
+/// The FastAPI template reports to Sentry only outside local; so do we.
+fn read_sentry_dsn(r: &mut Reader<'_>, local: bool) -> Option<Secret> {
+    let dsn = r.secret("SENTRY_DSN")?;
+    if let Err(err) = dsn.expose().parse::<sentry::types::Dsn>() {
+        r.problem("SENTRY_DSN", format!("is not a Sentry DSN ({err}); copy it from the project's client keys"));
+        return None;
+    }
+    if local {
+        r.warnings.push("SENTRY_DSN is ignored in ENVIRONMENT=local (as in the FastAPI template)".into());
+        return None;
+    }
+    Some(dsn)
+}
+
 fn read_database_url(r: &mut Reader<'_>) -> Secret {
     let url = match (r.secret("DATABASE_URL"), r.optional("POSTGRES_SERVER")) {
         (Some(url), _) => url,
@@ -441,6 +462,28 @@ fn read_smtp(r: &mut Reader<'_>, project_name: &str) -> Option<SmtpSettings> {
         r.problem("SMTP_SSL", "SMTP_TLS (STARTTLS) and SMTP_SSL (implicit TLS) exclude each other; set one to false");
     }
     Some(SmtpSettings { host: host?, port, starttls, ssl, user, password, from_email: from_email?, from_name })
+}
+
+/// Variables a deployment may still set that this stack does not read: the
+/// FastAPI template's backend settings we do not have, and our own renamed
+/// ones. Each is named at start, so switching images never drops a setting
+/// silently. (Everything else the template's backend reads works as it does.)
+const IGNORED: &[(&str, &str)] = &[
+    ("API_V1_STR", "the API prefix is fixed at /api/v1"),
+    (
+        "LOGIN_RATE_LIMIT_PER_MINUTE",
+        "replaced by LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE and the other failure and recovery limits",
+    ),
+];
+
+fn report_ignored(env: &HashMap<String, String>, r: &mut Reader<'_>) {
+    for (name, why) in IGNORED {
+        let set = env.get(*name).is_some_and(|v| !v.is_empty());
+        // The template's own value for the prefix changes nothing.
+        if set && !(*name == "API_V1_STR" && env[*name] == "/api/v1") {
+            r.warnings.push(format!("{name} is set but not read: {why}"));
+        }
+    }
 }
 
 /// The contract's `changethis` rule: fatal outside local, a warning in local.

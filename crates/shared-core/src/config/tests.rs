@@ -203,3 +203,65 @@ fn the_worker_is_not_stopped_by_variables_only_the_api_reads() {
     let err = Settings::from_map(ReadBy::Api, &production).unwrap_err();
     assert_eq!(err.problems[0].var, "FIRST_SUPERUSER_PASSWORD");
 }
+
+/// Every variable the FastAPI template's backend reads (its `Settings`
+/// class, release 0.10.0) is either read here or named at start as ignored.
+#[test]
+fn every_variable_of_the_fastapi_templates_backend_works_or_is_reported() {
+    const TEMPLATE_SETTINGS: &[&str] = &[
+        "API_V1_STR",
+        "SECRET_KEY",
+        "ACCESS_TOKEN_EXPIRE_MINUTES",
+        "FRONTEND_HOST",
+        "ENVIRONMENT",
+        "BACKEND_CORS_ORIGINS",
+        "PROJECT_NAME",
+        "SENTRY_DSN",
+        "POSTGRES_SERVER",
+        "POSTGRES_PORT",
+        "POSTGRES_USER",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_DB",
+        "SMTP_TLS",
+        "SMTP_SSL",
+        "SMTP_PORT",
+        "SMTP_HOST",
+        "SMTP_USER",
+        "SMTP_PASSWORD",
+        "EMAILS_FROM_EMAIL",
+        "EMAILS_FROM_NAME",
+        "EMAIL_RESET_TOKEN_EXPIRE_HOURS",
+        "EMAIL_TEST_USER",
+        "FIRST_SUPERUSER",
+        "FIRST_SUPERUSER_PASSWORD",
+    ];
+    let loaded = Settings::from_map(ReadBy::Api, &env(&[("API_V1_STR", "/api/v2")])).unwrap();
+    for name in TEMPLATE_SETTINGS {
+        let read = vars::find(name).is_some_and(|v| v.read_by != ReadBy::Worker);
+        let reported = loaded.warnings.iter().any(|w| w.starts_with(&format!("{name} is set but not read")));
+        assert!(read || reported, "{name} is neither read nor reported");
+    }
+    // The template's own value for the prefix is ours: nothing to report.
+    let same = Settings::from_map(ReadBy::Api, &env(&[("API_V1_STR", "/api/v1")])).unwrap();
+    assert!(!same.warnings.iter().any(|w| w.contains("API_V1_STR")));
+}
+
+#[test]
+fn sentry_dsn_is_used_outside_local_only_and_checked() {
+    let dsn = "https://public@sentry.example.com/42";
+    let local = Settings::from_map(ReadBy::Api, &env(&[("SENTRY_DSN", dsn)])).unwrap();
+    assert!(local.settings.sentry_dsn.is_none());
+    assert!(local.warnings.iter().any(|w| w.contains("SENTRY_DSN is ignored in ENVIRONMENT=local")));
+    let staging = env(&[
+        ("ENVIRONMENT", "staging"),
+        ("SECRET_KEY", STRONG),
+        ("FIRST_SUPERUSER_PASSWORD", "a-strong-password"),
+        ("SENTRY_DSN", dsn),
+    ]);
+    let loaded = Settings::from_map(ReadBy::Worker, &staging).unwrap();
+    assert_eq!(loaded.settings.sentry_dsn.unwrap().expose(), dsn);
+    let mut broken = staging.clone();
+    broken.insert("SENTRY_DSN".into(), "not a dsn".into());
+    let err = Settings::from_map(ReadBy::Api, &broken).unwrap_err();
+    assert!(err.problems.iter().any(|p| p.var == "SENTRY_DSN"), "{err}");
+}

@@ -51,6 +51,12 @@ pub const VARS: &[Var] = &[
     var("REDIS_KEY_PREFIX", "app:", Both, "prefix of every Redis key this stack writes"),
     var("LISTEN_ADDR", "0.0.0.0:8000", Api, "public HTTP listener"),
     var("METRICS_ADDR", "127.0.0.1:9100", Both, "Prometheus /metrics listener, never public"),
+    secret(
+        "SENTRY_DSN",
+        "",
+        Both,
+        "errors (500s, panics, failed jobs) are reported there, outside local as the template does",
+    ),
     var("LOG_LEVEL", "info", Both, "tracing filter, e.g. `info` or `info,sqlx=warn`"),
     var("LOG_FORMAT", "pretty in local, json elsewhere", Both, "json or pretty"),
     var("REQUEST_TIMEOUT_SECONDS", "30", Api, "a request running longer is answered 408"),

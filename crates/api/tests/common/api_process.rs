@@ -1,0 +1,106 @@
+//! The `api` binary as a child process of a test, on a test database.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::TestDb;
+
+/// The api as a child process; killed (SIGKILL) if a test fails midway.
+pub struct ApiProcess {
+    pub child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl ApiProcess {
+    /// Starts the binary in a clean environment on `db` (the test
+    /// environment, JSON logs at info, then `customise`) and waits for
+    /// `/readyz` to answer 200.
+    pub async fn start(db: &TestDb, customise: impl FnOnce(&mut HashMap<String, String>)) -> Self {
+        let port = free_port();
+        let env = super::test_env(db, |env| {
+            env.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
+            env.insert("METRICS_ADDR".into(), "127.0.0.1:0".into());
+            env.insert("LOG_LEVEL".into(), "info".into());
+            env.insert("LOG_FORMAT".into(), "json".into());
+            customise(env);
+        });
+        let log = db.dir().join("api.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        // Set by Cargo for the api crate's own tests; this module is also
+        // compiled into the worker's, which do not start the api binary.
+        #[allow(clippy::option_env_unwrap)] // deliberate: see above
+        let binary = option_env!("CARGO_BIN_EXE_api").expect("the api binary is built for the api's tests");
+        let child = Command::new(binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&env)
+            .current_dir(db.dir())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let mut api = Self { child, port, log };
+        api.wait_until_ready().await;
+        api
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_until_ready(&mut self) {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        let url = format!("http://127.0.0.1:{}/readyz", self.port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the api exited before it was ready ({status}):\n{}", self.log());
+            }
+            if let Ok(response) = http.get(&url).send().await
+                && response.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "/readyz never answered 200:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Polls for the exit for up to `limit`; returns the status and how long it took.
+    pub async fn wait_for_exit(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the api did not exit within {limit:?} of being asked to:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
