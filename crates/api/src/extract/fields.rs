@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::text::nul_issue;
 use crate::error::ValidationIssue;
 
 /// A request body type built from a validated JSON object.
@@ -40,6 +41,10 @@ impl<'a> Fields<'a> {
             self.push("string_type", field, "Input should be a valid string", value, None);
             return None;
         };
+        if let Some(issue) = nul_issue(&["body", field], text) {
+            self.issues.push(issue);
+            return None;
+        }
         let chars = text.chars().count();
         if chars < min {
             let unit = if min == 1 { "character" } else { "characters" };

@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use serde_json::{Value, json};
 
 use super::body::{read_body, unparsable};
+use super::text::nul_issue;
 use crate::error::{ApiError, ValidationIssue};
 
 /// The fields of a form, the last value of a repeated name winning (as
@@ -63,7 +64,13 @@ impl FormFields {
     fn value(&mut self, name: &str) -> Option<String> {
         match self.values.remove(name)? {
             FormValue::Text(text) if text.is_empty() => None,
-            FormValue::Text(text) => Some(text),
+            FormValue::Text(text) => match nul_issue(&["body", name], &text) {
+                Some(issue) => {
+                    self.issues.push(issue);
+                    None
+                }
+                None => Some(text),
+            },
             FormValue::File => {
                 let issue =
                     ValidationIssue::new("string_type", &["body", name], "Input should be a valid string", Value::Null);
@@ -74,9 +81,10 @@ impl FormFields {
     }
 
     pub fn required(&mut self, name: &str) -> String {
-        let has_file = matches!(self.values.get(name), Some(FormValue::File));
+        let issues_before = self.issues.len();
         self.value(name).unwrap_or_else(|| {
-            if !has_file {
+            // Absent or empty, unless the value itself was the problem.
+            if self.issues.len() == issues_before {
                 self.issues.push(ValidationIssue::new("missing", &["body", name], "Field required", Value::Null));
             }
             String::new()

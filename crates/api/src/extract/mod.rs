@@ -8,3 +8,4 @@ pub mod fields;
 pub mod form;
 pub mod path;
 pub mod query;
+pub mod text;

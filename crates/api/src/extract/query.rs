@@ -6,6 +6,7 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use serde_json::{Value, json};
 
+use super::text::nul_issue;
 use crate::error::{ApiError, ValidationIssue};
 
 /// The query string as name → value, the last value winning (as Starlette).
@@ -23,6 +24,10 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
                 Value::Null,
             )])
         })?;
+        let issues: Vec<_> = params.iter().filter_map(|(name, value)| nul_issue(&["query", name], value)).collect();
+        if !issues.is_empty() {
+            return Err(ApiError::Validation(issues));
+        }
         Ok(Self(params.into_iter().collect()))
     }
 }

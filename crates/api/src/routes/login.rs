@@ -1,7 +1,7 @@
 //! Tag `login`: tokens and password recovery.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{Html, IntoResponse, Response};
 use shared_core::auth::password::Verified;
@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::extract::auth::{CurrentSuperuser, CurrentUser};
 use crate::extract::body::JsonBody;
 use crate::extract::form::LoginForm;
+use crate::extract::path::PathText;
 use crate::models::{HTTPValidationError, LoginFormBody, Message, NewPassword, Token, UserPublic};
 use crate::notify;
 use crate::rate_limit::ClientAddress;
@@ -114,7 +115,7 @@ pub async fn test_token(CurrentUser(user): CurrentUser) -> Json<UserPublic> {
 pub async fn recover_password(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
-    Path(email): Path<String>,
+    PathText(email): PathText,
 ) -> Result<Json<Message>, ApiError> {
     state.rate_limiter.recovery_requested(client, &email).await?;
     if let Some(user) = users::find_by_email(&state.db, &email).await? {
@@ -182,7 +183,7 @@ pub async fn reset_password(
 pub async fn recover_password_html_content(
     State(state): State<AppState>,
     _superuser: CurrentSuperuser,
-    Path(email): Path<String>,
+    PathText(email): PathText,
 ) -> Result<Response, ApiError> {
     let user = users::find_by_email(&state.db, &email)
         .await?
