@@ -10,6 +10,7 @@ pub mod models;
 pub mod notify;
 pub mod rate_limit;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod superuser;

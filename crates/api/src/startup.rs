@@ -20,7 +20,7 @@ use crate::middleware::RequestTasks;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 use crate::superuser::{self, SuperuserError};
-use crate::{metrics, routes};
+use crate::{metrics, routes, server};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -88,10 +88,9 @@ impl Application {
         };
 
         let tasks = RequestTasks::new(state.settings.http.max_in_flight_requests);
-        let app = routes::router(state.clone(), &tasks).into_make_service_with_connect_info::<SocketAddr>();
-        let mut public = tokio::spawn(
-            axum::serve(listener, app).with_graceful_shutdown(when_stopped(stopped.clone())).into_future(),
-        );
+        let app = routes::router(state.clone(), &tasks);
+        let limits = server::Limits::from_settings(&state.settings.http);
+        let mut public = tokio::spawn(server::serve(listener, app, limits, when_stopped(stopped.clone())));
         let metrics_app = metrics::router(handle.clone(), state.db.clone());
         let private = tokio::spawn(
             axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(when_stopped(stopped)).into_future(),
@@ -108,7 +107,7 @@ impl Application {
             () = shutdown => tracing::info!(grace_seconds = grace.as_secs(), "shutdown requested; draining in-flight requests"),
             served = &mut public => {
                 tracing::error!("the public listener stopped on its own");
-                served.map_err(std::io::Error::other)??;
+                served.map_err(std::io::Error::other)?;
             }
         }
         // Fails only when both servers are already gone, which is fine.
@@ -121,7 +120,7 @@ impl Application {
             served
         };
         match tokio::time::timeout(grace, drained).await {
-            Ok(served) => served.map_err(std::io::Error::other)??,
+            Ok(served) => served.map_err(std::io::Error::other)?,
             Err(_) => {
                 tracing::warn!("grace period over; closing the connections still open");
                 public.abort();

@@ -19,6 +19,16 @@ impl ApiProcess {
     /// environment, JSON logs at info, then `customise`) and waits for
     /// `/readyz` to answer 200.
     pub async fn start(db: &TestDb, customise: impl FnOnce(&mut HashMap<String, String>)) -> Self {
+        Self::start_with_descriptors(db, None, customise).await
+    }
+
+    /// [`Self::start`], with the process's open-file limit lowered to
+    /// `descriptors` when given (through the shell's `ulimit`).
+    pub async fn start_with_descriptors(
+        db: &TestDb,
+        descriptors: Option<u64>,
+        customise: impl FnOnce(&mut HashMap<String, String>),
+    ) -> Self {
         let port = free_port();
         let env = super::test_env(db, |env| {
             env.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
@@ -33,7 +43,15 @@ impl ApiProcess {
         // compiled into the worker's, which do not start the api binary.
         #[allow(clippy::option_env_unwrap)] // deliberate: see above
         let binary = option_env!("CARGO_BIN_EXE_api").expect("the api binary is built for the api's tests");
-        let child = Command::new(binary)
+        let mut command = match descriptors {
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell.args(["-c", &format!("ulimit -n {limit} && exec \"$0\""), binary]);
+                shell
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(&env)

@@ -56,6 +56,9 @@ pub struct HttpSettings {
     /// Requests handled at once, whether or not their client is still
     /// connected (a started request runs to completion).
     pub max_in_flight_requests: usize,
+    pub header_read_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    pub max_connections: usize,
     pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
 }
@@ -240,6 +243,9 @@ impl Settings {
             request_timeout: Duration::from_secs(r.positive("REQUEST_TIMEOUT_SECONDS", 30)),
             max_body_bytes: r.positive("MAX_BODY_BYTES", 1024 * 1024) as usize,
             max_in_flight_requests: r.positive("MAX_IN_FLIGHT_REQUESTS", 1024) as usize,
+            header_read_timeout: Duration::from_secs(r.positive("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10)),
+            keep_alive_timeout: Duration::from_secs(r.positive("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", 130)),
+            max_connections: r.positive("HTTP_MAX_CONNECTIONS", 4096) as usize,
             trusted_proxies,
             cors_origins,
         };
@@ -352,6 +358,9 @@ impl Settings {
             ("REQUEST_TIMEOUT_SECONDS", secs(self.http.request_timeout)),
             ("MAX_BODY_BYTES", self.http.max_body_bytes.to_string()),
             ("MAX_IN_FLIGHT_REQUESTS", self.http.max_in_flight_requests.to_string()),
+            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", secs(self.http.header_read_timeout)),
+            ("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", secs(self.http.keep_alive_timeout)),
+            ("HTTP_MAX_CONNECTIONS", self.http.max_connections.to_string()),
             (
                 "TRUSTED_PROXIES",
                 self.http.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
