@@ -30,6 +30,10 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("the service is not ready: {0}")]
     Unavailable(&'static str),
+    /// The database cannot be reached: answered at once with a short
+    /// `Retry-After`, never after the pool's timeout (see `db::health`).
+    #[error("the database is unavailable")]
+    DatabaseUnavailable,
     /// Anything unexpected. Logged in full, answered as a bare 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -37,9 +41,18 @@ pub enum ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
+        if shared_core::db::is_unavailable(&err) {
+            // The outage itself is logged once, where it is detected.
+            tracing::debug!(error = %err, "database unavailable");
+            return Self::DatabaseUnavailable;
+        }
         Self::Internal(err.into())
     }
 }
+
+/// Seconds a client is told to wait while the database is away: about how
+/// often it is probed.
+const DATABASE_RETRY_AFTER_SECS: u32 = 1;
 
 /// One entry of FastAPI's validation error list.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -91,6 +104,12 @@ impl IntoResponse for ApiError {
                 response
             }
             Self::Unavailable(m) => detail(StatusCode::SERVICE_UNAVAILABLE, m),
+            Self::DatabaseUnavailable => {
+                let mut response =
+                    detail(StatusCode::SERVICE_UNAVAILABLE, "The database is unavailable; try again shortly");
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(DATABASE_RETRY_AFTER_SECS));
+                response
+            }
             Self::Internal(err) => {
                 tracing::error!(error = ?err, "request failed");
                 detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")

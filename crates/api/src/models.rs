@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use shared_core::db::items::Item;
-use shared_core::db::jobs::Job;
+use shared_core::db::jobs::{Job, JobStatus};
 use shared_core::db::users::User;
+use shared_core::jobs::kinds::JobKind;
 
 use crate::extract::fields::{Fields, FromFields, TEXT_MAX};
 
@@ -323,12 +324,34 @@ fn loc_schema() -> utoipa::openapi::schema::Array {
     ArrayBuilder::new().items(step).build()
 }
 
+/// A string schema that takes one of `values`.
+fn one_of(values: impl IntoIterator<Item = &'static str>) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).build()
+}
+
+/// Every job status, from the one list the queue uses.
+pub fn job_status_schema() -> utoipa::openapi::schema::Object {
+    one_of(JobStatus::ALL.map(JobStatus::as_str))
+}
+
+/// Every job kind, internal ones included (they show in listings).
+pub fn job_kind_schema() -> utoipa::openapi::schema::Object {
+    one_of(JobKind::ALL.map(JobKind::as_str))
+}
+
+/// The kinds someone may submit (some only superusers).
+pub fn submittable_job_kind_schema() -> utoipa::openapi::schema::Object {
+    one_of(JobKind::ALL.into_iter().filter(|kind| kind.submittable_by(true)).map(JobKind::as_str))
+}
+
 /// A job as the jobs API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobPublic {
     pub id: Uuid,
+    #[schema(schema_with = job_kind_schema)]
     pub kind: String,
-    /// queued, running, succeeded, failed or cancelled
+    #[schema(schema_with = job_status_schema)]
     pub status: String,
     pub attempts: i32,
     pub max_attempts: i32,
@@ -369,6 +392,7 @@ pub const JOB_MAX_ATTEMPTS_LIMIT: i64 = 25;
 #[derive(Debug, ToSchema)]
 pub struct JobCreate {
     /// items_export, or noop (superusers)
+    #[schema(schema_with = submittable_job_kind_schema)]
     pub kind: String,
     #[schema(value_type = Object)]
     pub payload: serde_json::Map<String, serde_json::Value>,

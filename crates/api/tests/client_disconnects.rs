@@ -56,8 +56,8 @@ async fn a_recovery_email_survives_its_client(backend: Backend) {
     let (_, _, email) = app.new_user().await;
     let path = format!("/api/v1/password-recovery/{email}");
     send_and_hang_up(&app, "jobs", "POST", &path, None, &json!({})).await;
-    eventually("the recovery email is queued", || async {
-        app.queued_emails().await.iter().any(|queued| queued.to == email)
+    eventually("the recovery is queued", || async {
+        app.queued_recoveries().await.iter().any(|queued| queued.email == email)
     })
     .await;
     app.shutdown().await;

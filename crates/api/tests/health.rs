@@ -53,8 +53,9 @@ async fn readiness_fails_when_the_schema_is_behind(backend: Backend) {
         sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
             .execute(pool)
             .await
-            .unwrap();
-    });
+            .map(drop)
+    })
+    .unwrap();
     let response = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();

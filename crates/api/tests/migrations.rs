@@ -27,8 +27,8 @@ async fn migrates_from_empty_and_is_idempotent(backend: Backend) {
             "SELECT COUNT(*) FROM \"{table}\""
         )))
         .fetch_one(pool)
-        .await
-        .unwrap());
+        .await)
+        .unwrap();
         assert_eq!(rows, 0);
     }
     db.close().await;
@@ -51,8 +51,8 @@ async fn adopts_a_database_created_by_the_fastapi_stack() {
     let user_id = uuid::Uuid::new_v4();
     {
         let db = test_db.connect().await;
-        let Some(pool) = (match &db {
-            shared_core::Db::Postgres(pool) => Some(pool),
+        let Some(pool) = (match db.pool() {
+            shared_core::db::Pool::Postgres(pool) => Some(pool),
             _ => None,
         }) else {
             unreachable!()
@@ -79,7 +79,7 @@ async fn adopts_a_database_created_by_the_fastapi_stack() {
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 
-    let shared_core::Db::Postgres(pool) = &app.state.db else { unreachable!() };
+    let shared_core::db::Pool::Postgres(pool) = app.state.db.pool() else { unreachable!() };
     let (email, full_name, hash): (String, Option<String>, String) =
         sqlx::query_as(r#"SELECT email, full_name, hashed_password FROM "user" WHERE id = $1"#)
             .bind(user_id)

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use shared_core::Settings;
-use shared_core::db::Db;
 use shared_core::db::backup::{BackupError, inspect, sqlite_backup, sqlite_restore};
+use shared_core::db::{Db, Pool};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use sqlx::{ConnectOptions, Connection};
 
@@ -33,9 +33,9 @@ async fn connect(path: &Path) -> Db {
 }
 
 fn pool(db: &Db) -> &SqlitePool {
-    match db {
-        Db::Sqlite { pool, .. } => pool,
-        Db::Postgres(_) => unreachable!("a SQLite test database"),
+    match db.pool() {
+        Pool::Sqlite { pool, .. } => pool,
+        Pool::Postgres(_) => unreachable!("a SQLite test database"),
     }
 }
 
@@ -283,7 +283,7 @@ async fn corrupt_files_fail_inspection_and_are_never_restored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_is_not_backed_up_here() {
     let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
-    let db = Db::Postgres(pool);
+    let db = Db::new(Pool::Postgres(pool));
     let dir = tempfile::tempdir().unwrap();
     let err = sqlite_backup(&db, dir.path(), 3).await.unwrap_err();
     assert!(matches!(err, BackupError::NotSqlite), "{err:?}");

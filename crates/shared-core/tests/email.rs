@@ -163,7 +163,7 @@ async fn sends_each_kind_of_email_to_the_catcher() {
         templates::test_email(&s, "ops@example.com"),
     ];
     for email in &emails {
-        mailer.send(email).await.unwrap();
+        mailer.send(email, None).await.unwrap();
     }
     let caught = catcher.wait_for(3, WAIT).await;
     assert_eq!(caught.len(), 3);
@@ -192,7 +192,7 @@ async fn from_name_defaults_to_the_project_name() {
         ("SMTP_TLS", "false"),
         ("EMAILS_FROM_EMAIL", "noreply@example.com"),
     ]);
-    mailer(&s).send(&templates::test_email(&s, "ops@example.com")).await.unwrap();
+    mailer(&s).send(&templates::test_email(&s, "ops@example.com"), None).await.unwrap();
     let caught = catcher.wait_for(1, WAIT).await;
     let from = caught[0].header("From").unwrap();
     assert!(from.contains("Widget Works") && from.contains("noreply@example.com"), "{from}");
@@ -204,7 +204,7 @@ async fn non_ascii_and_long_lines_survive_the_transfer_encoding() {
     let s = smtp_settings(&catcher, &[("PROJECT_NAME", "Café Zoë")]);
     let token = "x".repeat(1200); // longer than an SMTP line may be
     let email = templates::reset_password(&s, "zoë@example.com", &token);
-    mailer(&s).send(&email).await.unwrap();
+    mailer(&s).send(&email, None).await.unwrap();
     let caught = catcher.wait_for(1, WAIT).await;
     assert_eq!(caught.len(), 1);
     assert_eq!(caught[0].to, vec!["zoë@example.com".to_owned()]);
@@ -221,7 +221,7 @@ async fn non_ascii_and_long_lines_survive_the_transfer_encoding() {
 async fn authenticates_when_smtp_user_is_set() {
     let catcher = SmtpCatcher::start().await;
     let s = smtp_settings(&catcher, &[("SMTP_USER", "mailer@example.com"), ("SMTP_PASSWORD", "s3cret pass")]);
-    mailer(&s).send(&templates::test_email(&s, "ops@example.com")).await.unwrap();
+    mailer(&s).send(&templates::test_email(&s, "ops@example.com"), None).await.unwrap();
     let caught = catcher.wait_for(1, WAIT).await;
     assert_eq!(caught.len(), 1);
     assert_eq!(caught[0].auth_user.as_deref(), Some("mailer@example.com"));
@@ -236,12 +236,47 @@ async fn a_refused_message_is_an_error_and_the_next_send_succeeds() {
     let email = templates::test_email(&s, "ops@example.com");
 
     catcher.refuse_next(1);
-    let err = mailer.send(&email).await.unwrap_err();
+    let err = mailer.send(&email, None).await.unwrap_err();
     assert!(matches!(err, EmailError::Transport(_)), "{err:?}");
     assert!(catcher.messages().is_empty());
 
-    mailer.send(&email).await.unwrap();
+    mailer.send(&email, None).await.unwrap();
     assert_eq!(catcher.wait_for(1, WAIT).await.len(), 1);
+}
+
+/// A 5xx answer is a rejection retrying cannot fix; a build error too.
+#[tokio::test]
+async fn a_rejected_message_is_a_permanent_error() {
+    let catcher = SmtpCatcher::start().await;
+    let s = smtp_settings(&catcher, &[]);
+    let mailer = mailer(&s);
+    catcher.reject_next(1);
+    let err = mailer.send(&templates::test_email(&s, "ops@example.com"), None).await.unwrap_err();
+    assert!(matches!(err, EmailError::Rejected(_)) && err.is_permanent(), "{err:?}");
+    let bad = mailer.send(&templates::test_email(&s, "not an address"), None).await.unwrap_err();
+    assert!(matches!(bad, EmailError::Build(_)) && bad.is_permanent(), "{bad:?}");
+    catcher.refuse_next(1);
+    let transient = mailer.send(&templates::test_email(&s, "ops@example.com"), None).await.unwrap_err();
+    assert!(!transient.is_permanent(), "{transient:?}");
+}
+
+/// The Message-ID of a job's email comes from the job: sending it again
+/// (after a crash) repeats it, so the copy is recognisable downstream.
+#[tokio::test]
+async fn the_message_id_comes_from_the_delivery_id() {
+    let catcher = SmtpCatcher::start().await;
+    let s = smtp_settings(&catcher, &[]);
+    let mailer = mailer(&s);
+    let email = templates::test_email(&s, "ops@example.com");
+    let job = uuid::Uuid::new_v4();
+    mailer.send(&email, Some(job)).await.unwrap();
+    mailer.send(&email, Some(job)).await.unwrap();
+    mailer.send(&email, None).await.unwrap();
+    let caught = catcher.wait_for(3, WAIT).await;
+    let ids: Vec<String> = caught.iter().map(|m| m.header("Message-ID").unwrap()).collect();
+    assert_eq!(ids[0], format!("<{}@example.com>", job.simple()));
+    assert_eq!(ids[0], ids[1]);
+    assert_ne!(ids[0], ids[2]);
 }
 
 #[tokio::test]
@@ -250,7 +285,7 @@ async fn starttls_is_required_when_smtp_tls_is_on() {
     // send credentials or mail in clear text.
     let catcher = SmtpCatcher::start().await;
     let s = smtp_settings(&catcher, &[("SMTP_TLS", "true"), ("SMTP_USER", "u"), ("SMTP_PASSWORD", "p")]);
-    let err = mailer(&s).send(&templates::test_email(&s, "ops@example.com")).await.unwrap_err();
+    let err = mailer(&s).send(&templates::test_email(&s, "ops@example.com"), None).await.unwrap_err();
     assert!(matches!(err, EmailError::Transport(_)), "{err:?}");
     assert!(catcher.messages().is_empty());
 }
@@ -270,7 +305,7 @@ async fn an_unreachable_server_is_a_transport_error_without_the_password() {
         ("SMTP_PASSWORD", "hunter2-very-secret"),
         ("EMAILS_FROM_EMAIL", "noreply@example.com"),
     ]);
-    let err = mailer(&s).send(&templates::test_email(&s, "ops@example.com")).await.unwrap_err();
+    let err = mailer(&s).send(&templates::test_email(&s, "ops@example.com"), None).await.unwrap_err();
     assert!(matches!(err, EmailError::Transport(_)), "{err:?}");
     assert!(!err.to_string().contains("hunter2") && !format!("{err:?}").contains("hunter2"), "{err}");
 }
@@ -280,7 +315,7 @@ async fn a_bad_recipient_is_a_build_error() {
     let catcher = SmtpCatcher::start().await;
     let s = smtp_settings(&catcher, &[]);
     let email = Email { to: "nobody".into(), subject: "s".into(), html: "<p>x</p>".into() };
-    let err = mailer(&s).send(&email).await.unwrap_err();
+    let err = mailer(&s).send(&email, None).await.unwrap_err();
     assert!(matches!(err, EmailError::Build(_)), "{err:?}");
 }
 
@@ -293,7 +328,7 @@ async fn concurrent_sends_from_clones_all_arrive() {
     for i in 0..8 {
         let mailer = mailer.clone();
         let email = templates::test_email(&s, &format!("user{i}@example.com"));
-        tasks.push(tokio::spawn(async move { mailer.send(&email).await }));
+        tasks.push(tokio::spawn(async move { mailer.send(&email, None).await }));
     }
     for task in tasks {
         task.await.unwrap().unwrap();

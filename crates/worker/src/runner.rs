@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sentry::SentryFutureExt;
+use shared_core::db;
 use shared_core::db::jobs::{self, Job};
 use shared_core::jobs::retry_delay;
 use shared_core::jobs::wake::Waiter;
@@ -47,11 +48,14 @@ impl Runner {
         let mut tasks = JoinSet::new();
         let mut waiter = Waiter::new(&self.ctx.db).await;
         let mut last_reap: Option<Instant> = None;
+        let mut outage = Outage::default();
         while !*stop.borrow() {
             if last_reap.is_none_or(|t| t.elapsed() >= REAP_EVERY) {
-                match jobs::reap_expired_leases(&self.ctx.db).await {
+                match jobs::reap_expired_leases(&self.ctx.db, &self.ctx.id).await {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(jobs = n, "returned jobs with expired leases to the queue"),
+                    // Claiming reports an outage; no need to say it twice.
+                    Err(err) if db::is_unavailable(&err) => {}
                     Err(err) => tracing::warn!(error = %err, "cannot reap expired leases"),
                 }
                 last_reap = Some(Instant::now());
@@ -59,7 +63,24 @@ impl Runner {
             while tasks.try_join_next().is_some() {}
 
             let free = self.slots.available_permits();
-            let claimed = if free > 0 { self.claim(free, &mut tasks).await } else { 0 };
+            let claimed = if free > 0 {
+                match self.claim(free, &mut tasks).await {
+                    Ok(claimed) => {
+                        outage.over();
+                        claimed
+                    }
+                    Err(err) => {
+                        let pause = outage.failed(&err);
+                        tokio::select! {
+                            () = tokio::time::sleep(pause) => {}
+                            _ = stop.changed() => {}
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                0
+            };
             if free > 0 && claimed == free {
                 continue; // the queue may hold more: claim again at once
             }
@@ -73,16 +94,9 @@ impl Runner {
     }
 
     /// Claims up to `free` jobs and starts them; returns how many.
-    async fn claim(&self, free: usize, tasks: &mut JoinSet<()>) -> usize {
+    async fn claim(&self, free: usize, tasks: &mut JoinSet<()>) -> Result<usize, sqlx::Error> {
         let lease_until = Utc::now() + self.ctx.settings.worker.job_lease;
-        let batch = match jobs::claim(&self.ctx.db, &self.ctx.id, free as i64, lease_until).await {
-            Ok(batch) => batch,
-            Err(err) => {
-                tracing::warn!(error = %err, "claiming jobs failed; retrying shortly");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                return 0;
-            }
-        };
+        let batch = jobs::claim(&self.ctx.db, &self.ctx.id, free as i64, lease_until).await?;
         let claimed = batch.len();
         for job in batch {
             let Ok(permit) = self.slots.clone().try_acquire_owned() else {
@@ -100,7 +114,7 @@ impl Runner {
                 slot_freed.notify_one();
             });
         }
-        claimed
+        Ok(claimed)
     }
 
     async fn drain(&self, mut tasks: JoinSet<()>) {
@@ -154,12 +168,11 @@ async fn run_and_record(ctx: &Context, job: Job) {
         return;
     };
     let elapsed = started.elapsed().as_secs_f64();
-    let recorded = match outcome {
+    let record = match outcome {
         Ok(output) => {
             metrics::histogram!("job_run_seconds", "kind" => job.kind.clone(), "outcome" => "succeeded")
                 .record(elapsed);
-            let output = output.as_ref().map(|(body, content_type)| (body.as_str(), *content_type));
-            jobs::succeed(&ctx.db, job.id, &ctx.id, output).await
+            Outcome::Succeeded(output)
         }
         Err(err) => {
             let retry = matches!(err, JobError::Retryable(_)) && job.attempts < job.max_attempts;
@@ -173,13 +186,83 @@ async fn run_and_record(ctx: &Context, job: Job) {
                 metrics::counter!("job_dead_letters_total", "kind" => job.kind.clone()).increment(1);
                 tracing::error!(error = %err, attempts = job.attempts, "job failed for good");
             }
-            jobs::fail(&ctx.db, job.id, &ctx.id, &err.to_string(), retry_at).await
+            Outcome::Failed { error: err.to_string(), retry_at }
         }
+    };
+    // The work is done: rerunning it (a second email) must not follow from
+    // a database that is briefly away. Keep trying to record the outcome,
+    // and keep the lease meanwhile; only losing the lease, or the worker
+    // being stopped, ends the attempt.
+    let recorded = tokio::select! {
+        recorded = record_until_stored(ctx, &job, &record) => recorded,
+        () = keep_lease(ctx, job.id) => Ok(false),
     };
     match recorded {
         Ok(true) => crate::heartbeat::count_done(),
         Ok(false) => tracing::warn!("the outcome was not recorded: the lease had expired and the job was taken over"),
-        Err(err) => tracing::error!(error = %err, "cannot record the outcome; the lease will expire and the job rerun"),
+        Err(err) => {
+            // Not an outage but a refusal: give the job back for another
+            // attempt rather than leave it running under a dead lease.
+            tracing::error!(error = %err, "cannot record the outcome; the job will run again");
+            if let Err(err) = jobs::hand_back(&ctx.db, job.id, &ctx.id).await {
+                tracing::warn!(error = %err, "cannot hand the job back; another worker will reap it");
+            }
+        }
+    }
+}
+
+/// How a job ended, to be written down.
+enum Outcome {
+    Succeeded(handlers::Output),
+    Failed { error: String, retry_at: Option<chrono::DateTime<Utc>> },
+}
+
+/// Writes `outcome`, retrying while the database is unreachable; `Ok(false)`
+/// when the lease was lost meanwhile.
+async fn record_until_stored(ctx: &Context, job: &Job, outcome: &Outcome) -> Result<bool, sqlx::Error> {
+    let mut outage = Outage::default();
+    loop {
+        let stored = match outcome {
+            Outcome::Succeeded(output) => {
+                let output = output.as_ref().map(|(body, content_type)| (body.as_str(), *content_type));
+                jobs::succeed(&ctx.db, job.id, &ctx.id, output).await
+            }
+            Outcome::Failed { error, retry_at } => jobs::fail(&ctx.db, job.id, &ctx.id, error, *retry_at).await,
+        };
+        match stored {
+            Err(err) if db::is_unavailable(&err) => tokio::time::sleep(outage.failed(&err)).await,
+            stored => {
+                outage.over();
+                return stored;
+            }
+        }
+    }
+}
+
+/// A stretch of failures to reach the database: logged when it starts and
+/// when it ends, with pauses between attempts that double from 250 ms to 5 s.
+#[derive(Default)]
+struct Outage {
+    failures: u32,
+}
+
+impl Outage {
+    const FIRST_PAUSE: Duration = Duration::from_millis(250);
+    const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+
+    fn failed(&mut self, err: &sqlx::Error) -> Duration {
+        if self.failures == 0 {
+            tracing::warn!(error = %err, "the database is unreachable; retrying with backoff");
+        }
+        self.failures = self.failures.saturating_add(1);
+        (Self::FIRST_PAUSE * 2u32.saturating_pow(self.failures.min(8) - 1)).min(Self::LONGEST_PAUSE)
+    }
+
+    fn over(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failed_attempts = self.failures, "the database answers again");
+        }
+        self.failures = 0;
     }
 }
 

@@ -77,8 +77,8 @@ async fn two_workers_drain_2000_jobs_each_claimed_once(backend: Backend) {
         "SELECT (SELECT COUNT(*) FROM jobs WHERE attempts <> 1), (SELECT COUNT(DISTINCT lease_owner) FROM jobs)"
     )
     .fetch_one(pool)
-    .await
-    .unwrap());
+    .await)
+    .unwrap();
     assert_eq!(claimed_again, 0, "a job was claimed more than once");
     assert_eq!(workers, 2, "both workers took a share");
 }

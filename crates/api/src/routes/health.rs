@@ -1,6 +1,7 @@
 //! Liveness, readiness and version: what orchestrators and load balancers ask.
 
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -37,43 +38,62 @@ struct Check {
 }
 
 impl Check {
-    fn timed(started: Instant, status: &'static str, error: Option<String>) -> Self {
-        Self { status, latency_ms: started.elapsed().as_secs_f64() * 1000.0, error }
+    fn new(status: &'static str, latency_ms: f64, error: Option<String>) -> Self {
+        Self { status, latency_ms, error }
     }
+}
+
+/// Each readiness check gets this long: an orchestrator's probe (typically
+/// with a 1 s timeout) must get an answer, not a hang, while a dependency is
+/// down. The checks run at the same time.
+const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Runs one check within [`CHECK_TIMEOUT`], timing it.
+async fn timed<T, E: std::fmt::Display>(
+    name: &str,
+    check: impl Future<Output = Result<T, E>>,
+) -> (Result<T, String>, f64) {
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    };
+    if let Err(err) = &outcome {
+        tracing::warn!(check = name, error = %err, "readiness check failed");
+    }
+    (outcome, started.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// Readiness: the database answers and its schema is current. Errors are
 /// named but not detailed: this endpoint is public.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let started = Instant::now();
-    let database = match state.db.ping().await {
-        Ok(()) => Check::timed(started, "ok", None),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness: database check failed");
-            Check::timed(started, "error", Some("database unreachable".into()))
-        }
+    let ((ping, ping_ms), (schema, schema_ms), (redis, redis_ms)) = tokio::join!(
+        timed("database", state.db.ping()),
+        timed("migrations", migrate::status(&state.db)),
+        timed("redis", async { Ok::<_, String>(state.rate_limiter.redis_health().await) }),
+    );
+    let database = match ping {
+        Ok(()) => Check::new("ok", ping_ms, None),
+        Err(_) => Check::new("error", ping_ms, Some("database unreachable".into())),
     };
-    let started = Instant::now();
-    let migrations = match migrate::status(&state.db).await {
-        Ok(status) if status.is_current() => Check::timed(started, "ok", None),
-        Ok(status) => Check::timed(started, "error", Some(format!("{} pending migration(s)", status.pending.len()))),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness: migration check failed");
-            Check::timed(started, "error", Some("migration state unreadable".into()))
-        }
+    let migrations = match schema {
+        Ok(status) if status.is_current() => Check::new("ok", schema_ms, None),
+        Ok(status) => Check::new("error", schema_ms, Some(format!("{} pending migration(s)", status.pending.len()))),
+        Err(_) => Check::new("error", schema_ms, Some("migration state unreadable".into())),
     };
     let ready = database.status == "ok" && migrations.status == "ok";
     let mut checks = json!({ "database": database, "migrations": migrations });
     // Redis down degrades rate limiting to per-process counters; the api
     // still serves, so it does not fail readiness.
-    let started = Instant::now();
-    let redis = match state.rate_limiter.redis_health().await {
-        RedisHealth::NotConfigured => None,
-        RedisHealth::Ok => Some(Check::timed(started, "ok", None)),
-        RedisHealth::Degraded(err) => {
+    let redis = match redis {
+        Ok(RedisHealth::NotConfigured) => None,
+        Ok(RedisHealth::Ok) => Some(Check::new("ok", redis_ms, None)),
+        Ok(RedisHealth::Degraded(err)) => {
             tracing::warn!(error = %err, "readiness: redis check failed");
-            Some(Check::timed(started, "degraded", Some("redis unreachable; rate limits are per process".into())))
+            Some(Check::new("degraded", redis_ms, Some("redis unreachable; rate limits are per process".into())))
         }
+        Err(_) => Some(Check::new("degraded", redis_ms, Some("redis unreachable; rate limits are per process".into()))),
     };
     if let Some(redis) = redis {
         checks["redis"] = json!(redis);

@@ -42,7 +42,8 @@ pub async fn create_job(
     let kind = match JobKind::parse(&body.kind) {
         Some(kind) if kind.submittable_by(true) => kind,
         _ => {
-            let msg = "Input should be 'items_export' or 'noop'";
+            let submittable = JobKind::ALL.into_iter().filter(|kind| kind.submittable_by(true));
+            let msg = literal_message(submittable.map(JobKind::as_str));
             let issue = ValidationIssue::new("literal_error", &["body", "kind"], msg, Value::String(body.kind));
             return Err(ApiError::Validation(vec![issue]));
         }
@@ -74,11 +75,7 @@ pub async fn create_job(
     path = "/api/v1/jobs/",
     tag = "jobs",
     operation_id = "jobs-read_jobs",
-    params(
-        ("status" = Option<String>, Query),
-        ("kind" = Option<String>, Query),
-        Paging,
-    ),
+    params(JobFilters, Paging),
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = JobsPublic),
@@ -96,16 +93,43 @@ pub async fn read_jobs(
     if let Some(status) = &status
         && JobStatus::parse(status).is_none()
     {
-        let msg = "Input should be 'queued', 'running', 'succeeded', 'failed' or 'cancelled'";
+        let msg = literal_message(JobStatus::ALL.map(JobStatus::as_str));
         issues.push(ValidationIssue::new("enum", &["query", "status"], msg, Value::String(status.clone())));
+    }
+    let kind = params.0.get("kind").cloned();
+    if let Some(kind) = &kind
+        && JobKind::parse(kind).is_none()
+    {
+        let msg = literal_message(JobKind::ALL.map(JobKind::as_str));
+        issues.push(ValidationIssue::new("enum", &["query", "kind"], msg, Value::String(kind.clone())));
     }
     if !issues.is_empty() {
         return Err(ApiError::Validation(issues));
     }
-    let filter =
-        JobFilter { owner_id: (!user.is_superuser).then_some(user.id), status, kind: params.0.get("kind").cloned() };
+    let filter = JobFilter { owner_id: (!user.is_superuser).then_some(user.id), status, kind };
     let (jobs, count) = jobs::list(&state.db, &filter, paging.skip, paging.limit).await?;
     Ok(Json(JobsPublic { data: jobs.into_iter().map(Into::into).collect(), count }))
+}
+
+/// Pydantic's wording for a value outside a list: "Input should be 'a', 'b' or 'c'".
+fn literal_message<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = values.into_iter().map(|v| format!("'{v}'")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => format!("Input should be {last}"),
+        Some((last, rest)) => format!("Input should be {} or {last}", rest.join(", ")),
+        None => "Input should be nothing".to_owned(),
+    }
+}
+
+/// `status` and `kind` filters, documented as the enums they are.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(dead_code, reason = "only its parameters are documented: the query is read by QueryParams")]
+struct JobFilters {
+    #[param(schema_with = crate::models::job_status_schema)]
+    status: Option<String>,
+    #[param(schema_with = crate::models::job_kind_schema)]
+    kind: Option<String>,
 }
 
 /// The job, if `user` may see it.

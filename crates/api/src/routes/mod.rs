@@ -52,6 +52,24 @@ impl Modify for PasswordFlow {
     }
 }
 
+/// Every route behind a token answers 400 `Inactive user` for a deactivated
+/// account (FastAPI's `get_current_active_user`): documented here once, on
+/// the finished document, rather than on each route.
+fn document_inactive_user(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::ResponseBuilder;
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("400".into())
+                    .or_insert_with(|| ResponseBuilder::new().description("Inactive user").build().into());
+            }
+        }
+    }
+}
+
 pub fn router(state: AppState, tasks: &RequestTasks) -> Router {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(login::login_access_token))
@@ -76,6 +94,7 @@ pub fn router(state: AppState, tasks: &RequestTasks) -> Router {
         api = api.routes(routes!(private::create_user));
     }
     let (api, mut openapi) = api.split_for_parts();
+    document_inactive_user(&mut openapi);
     openapi.info.title = state.settings.project_name.clone();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
 

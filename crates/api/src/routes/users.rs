@@ -28,6 +28,7 @@ use crate::state::AppState;
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = UsersPublic),
+        (status = 403, description = "Not a superuser"),
         (status = 422, description = "Validation Error", body = HTTPValidationError),
     )
 )]
@@ -51,6 +52,7 @@ pub async fn read_users(
     responses(
         (status = 200, description = "Successful Response", body = UserPublic),
         (status = 400, description = "The email is taken"),
+        (status = 403, description = "Not a superuser"),
         (status = 422, description = "Validation Error", body = HTTPValidationError),
     )
 )]
@@ -280,6 +282,7 @@ pub async fn read_user_by_id(
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = UserPublic),
+        (status = 403, description = "Not a superuser"),
         (status = 404, description = "No such user"),
         (status = 409, description = "The email is taken"),
         (status = 422, description = "Validation Error", body = HTTPValidationError),
@@ -318,7 +321,7 @@ pub async fn update_user(
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = Message),
-        (status = 403, description = "Superusers cannot delete themselves"),
+        (status = 403, description = "Not a superuser, or the superuser's own account"),
         (status = 404, description = "No such user"),
         (status = 422, description = "Validation Error", body = HTTPValidationError),
     )

@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_macros)] // each test binary uses a different part
 
 pub mod api_process;
+pub mod own_postgres;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -55,32 +56,38 @@ pub struct TestDb {
     pub url: String,
     pub backend: Backend,
     dir: tempfile::TempDir,
-    postgres_name: Option<String>,
+    /// (admin URL, database name) of a Postgres database to drop.
+    postgres: Option<(String, String)>,
 }
 
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
         match backend {
             Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
                 let url = format!("sqlite:{}", dir.path().join("app.db").display());
-                Self { url, backend, dir, postgres_name: None }
+                Self { url, backend, dir, postgres: None }
             }
-            Backend::Postgres => {
-                let admin = postgres_admin_url();
-                let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|err| {
-                    panic!("Postgres at TEST_POSTGRES_URL={admin} is required for the postgres tests: {err}")
-                });
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .expect("CREATE DATABASE");
-                conn.close().await.ok();
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
-                Self { url: format!("{base}/{name}"), backend, dir, postgres_name: Some(name) }
-            }
+            Backend::Postgres => Self::on_postgres(&postgres_admin_url()).await,
         }
+    }
+
+    /// A fresh database on the Postgres server at `admin` (e.g. a cluster
+    /// of the test's own).
+    pub async fn on_postgres(admin: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .unwrap_or_else(|err| panic!("Postgres at {admin} (TEST_POSTGRES_URL) is required for this test: {err}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("CREATE DATABASE");
+        conn.close().await.ok();
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Self { url, backend: Backend::Postgres, dir, postgres: Some((admin.to_owned(), name)) }
     }
 
     /// A scratch directory that lives as long as the database.
@@ -96,8 +103,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(name) = self.postgres_name.take() else { return };
-        let admin = postgres_admin_url();
+        let Some((admin, name)) = self.postgres.take() else { return };
         // Drop runs inside the test's runtime, which cannot be blocked on; a
         // short-lived thread with its own runtime does the cleanup.
         let dropped = std::thread::spawn(move || {
@@ -281,10 +287,22 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// The payloads of the queued jobs of `kind`, oldest first.
+    async fn queued(&self, kind: &str) -> Vec<serde_json::Value> {
+        let filter = shared_core::db::jobs::JobFilter { kind: Some(kind.into()), ..Default::default() };
+        let (jobs, _) = shared_core::db::jobs::list(&self.state.db, &filter, 0, 1000).await.expect("list jobs");
+        jobs.into_iter().rev().map(|job| job.payload.0).collect()
+    }
+
     /// The emails queued as `send_email` jobs, oldest first.
     pub async fn queued_emails(&self) -> Vec<shared_core::jobs::kinds::SendEmailPayload> {
-        let filter = shared_core::db::jobs::JobFilter { kind: Some("send_email".into()), ..Default::default() };
-        let (jobs, _) = shared_core::db::jobs::list(&self.state.db, &filter, 0, 1000).await.expect("list jobs");
-        jobs.into_iter().rev().map(|job| serde_json::from_value(job.payload.0).expect("an email payload")).collect()
+        let payloads = self.queued("send_email").await;
+        payloads.into_iter().map(|p| serde_json::from_value(p).expect("an email payload")).collect()
+    }
+
+    /// The password recoveries queued for the worker, oldest first.
+    pub async fn queued_recoveries(&self) -> Vec<shared_core::jobs::kinds::PasswordRecoveryPayload> {
+        let payloads = self.queued("password_recovery").await;
+        payloads.into_iter().map(|p| serde_json::from_value(p).expect("a recovery payload")).collect()
     }
 }

@@ -19,7 +19,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::Db;
+use super::{Db, Pool};
 
 #[derive(Debug)]
 pub struct BackupReport {
@@ -72,7 +72,7 @@ const INTEGRITY_CHECK: &str = "PRAGMA integrity_check(20)";
 /// `keep` of 0 acts as 1. Failing to delete an old backup is logged, not an
 /// error: the new backup is good.
 pub async fn sqlite_backup(db: &Db, dir: &Path, keep: usize) -> Result<BackupReport, BackupError> {
-    let Db::Sqlite { pool, .. } = db else { return Err(BackupError::NotSqlite) };
+    let Pool::Sqlite { pool, .. } = db.pool() else { return Err(BackupError::NotSqlite) };
 
     let dir = std::path::absolute(dir).map_err(|e| io_err(format!("cannot resolve {}", dir.display()), e))?;
     let started = Utc::now();

@@ -263,15 +263,22 @@ pub async fn hand_back(db: &Db, id: Uuid, worker: &str) -> Result<bool, sqlx::Er
 }
 
 /// Returns jobs whose lease ran out (their worker crashed, was killed or
-/// cut off) to the queue, or fails them when no attempts are left.
-pub async fn reap_expired_leases(db: &Db) -> Result<u64, sqlx::Error> {
+/// cut off) to the queue, or fails them when no attempts are left. The
+/// calling worker's own jobs are left alone: it is alive, and after a
+/// database outage it is about to record their outcomes.
+pub async fn reap_expired_leases(db: &Db, except_owner: &str) -> Result<u64, sqlx::Error> {
     let sql = "UPDATE jobs SET
                   status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
                   finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END,
                   run_at = $1, last_error = 'lease expired: the worker stopped without finishing',
                   lease_owner = NULL, lease_expires_at = NULL
-               WHERE status = 'running' AND lease_expires_at < $1";
-    with_pool!(db, |pool| sqlx::query(sql).bind(now()).execute(pool).await.map(|r| r.rows_affected()))
+               WHERE status = 'running' AND lease_expires_at < $1 AND lease_owner <> $2";
+    with_pool!(db, |pool| sqlx::query(sql)
+        .bind(now())
+        .bind(except_owner)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
 }
 
 /// Deletes finished jobs that ended before `before`.

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use sqlx::migrate::{MigrateError, Migrator};
 
-use super::{Backend, Db};
+use super::{Backend, Db, Pool};
 use crate::with_pool;
 
 static POSTGRES: LazyLock<Migrator> = LazyLock::new(|| tolerant(sqlx::migrate!("../../migrations/postgres")));
@@ -63,7 +63,11 @@ pub async fn run(db: &Db) -> Result<(), SchemaError> {
         tracing::info!("adopting a database created by the FastAPI stack (alembic_version found); its rows are kept");
     }
     let migrator = migrator(db.backend());
-    with_pool!(db, |pool| migrator.run(pool).await)?;
+    // Migrations lock and run on their own connection.
+    match db.pool() {
+        Pool::Postgres(pool) => migrator.run(pool).await?,
+        Pool::Sqlite { pool, .. } => migrator.run(pool).await?,
+    }
     Ok(())
 }
 
@@ -98,15 +102,9 @@ pub async fn verify(db: &Db) -> Result<Status, SchemaError> {
 }
 
 async fn table_exists(db: &Db, table: &str) -> Result<bool, sqlx::Error> {
-    match db {
-        Db::Postgres(pool) => {
-            sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(table).fetch_one(pool).await
-        }
-        Db::Sqlite { pool, .. } => {
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1)")
-                .bind(table)
-                .fetch_one(pool)
-                .await
-        }
-    }
+    let sql = match db.backend() {
+        Backend::Postgres => "SELECT to_regclass($1) IS NOT NULL",
+        Backend::Sqlite => "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1)",
+    };
+    with_pool!(db, |pool| sqlx::query_scalar(sql).bind(table).fetch_one(pool).await)
 }

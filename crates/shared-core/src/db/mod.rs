@@ -8,6 +8,7 @@
 //! stand side by side in a `match` on [`Backend`].
 
 pub mod backup;
+mod health;
 pub mod items;
 pub mod jobs;
 pub mod migrate;
@@ -16,13 +17,16 @@ pub mod workers;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Transaction;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::config::{DatabaseSettings, redact_url};
+pub use health::is_unavailable;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -39,22 +43,54 @@ impl Backend {
     }
 }
 
+/// The pools, by backend.
 #[derive(Debug, Clone)]
-pub enum Db {
+pub enum Pool {
     Postgres(PgPool),
     Sqlite { pool: SqlitePool, read_only: bool },
 }
 
-/// Runs one body against whichever pool `db` holds. The body is compiled
-/// once per backend, so it may use anything both drivers implement.
+/// A database handle: its pool and whether the database is reachable
+/// ([`health`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: Pool,
+    health: Arc<health::Health>,
+}
+
+/// A connection taken from the pool for one statement.
+pub enum Conn {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+/// Runs one statement against a connection of `db`'s pool; the body is
+/// compiled once per backend, so it may use anything both drivers
+/// implement, and must return a `Result<_, sqlx::Error>`. The connection
+/// comes through [`Db::acquire`], so while the database is unreachable the
+/// statement fails at once instead of waiting out the pool's timeout.
 #[macro_export]
 macro_rules! with_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::db::Db::Postgres($pool) => $body,
-            $crate::db::Db::Sqlite { pool: $pool, .. } => $body,
+    ($db:expr, |$pool:ident| $body:expr) => {{
+        let db: &$crate::db::Db = &$db;
+        match db.acquire().await {
+            Err(err) => Err(err),
+            Ok(mut conn) => {
+                let result = match &mut conn {
+                    $crate::db::Conn::Postgres(conn) => {
+                        let $pool = &mut **conn;
+                        $body
+                    }
+                    $crate::db::Conn::Sqlite(conn) => {
+                        let $pool = &mut **conn;
+                        $body
+                    }
+                };
+                db.observe(&result);
+                result
+            }
         }
-    };
+    }};
 }
 
 /// A transaction that will write.
@@ -127,7 +163,7 @@ impl Db {
                 .connect_with(options)
                 .await
                 .map_err(|source| DbError::Connect { url: shown, source })?;
-            Ok(Self::Sqlite { pool, read_only })
+            Ok(Self::new(Pool::Sqlite { pool, read_only }))
         } else {
             let options =
                 PgConnectOptions::from_str(url).map_err(|source| DbError::InvalidUrl { url: shown.clone(), source })?;
@@ -137,21 +173,62 @@ impl Db {
                 .connect_with(options)
                 .await
                 .map_err(|source| DbError::Connect { url: shown, source })?;
-            Ok(Self::Postgres(pool))
+            Ok(Self::new(Pool::Postgres(pool)))
         }
     }
 
+    /// A handle on an existing pool.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool, health: Arc::default() }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A connection for one statement. While the database is known to be
+    /// unreachable this fails at once; a wait longer than a moment starts a
+    /// probe, and if the probe finds the database gone every waiter fails
+    /// at once too. Either way the error is `PoolTimedOut`, which the api
+    /// answers 503.
+    pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
+        self.health.check()?;
+        let acquired = self.health.guard(self, async {
+            match &self.pool {
+                Pool::Postgres(pool) => pool.acquire().await.map(Conn::Postgres),
+                Pool::Sqlite { pool, .. } => pool.acquire().await.map(Conn::Sqlite),
+            }
+        });
+        let acquired = acquired.await;
+        self.observe(&acquired);
+        acquired
+    }
+
+    /// Notes what a statement's outcome says about reachability.
+    pub fn observe<T>(&self, result: &Result<T, sqlx::Error>) {
+        if let Err(err) = result
+            && is_unavailable(err)
+        {
+            self.health.suspect(self);
+        }
+    }
+
+    /// Whether the database answered the last probe (true until one fails).
+    pub fn is_reachable(&self) -> bool {
+        self.health.check().is_ok()
+    }
+
     pub fn backend(&self) -> Backend {
-        match self {
-            Self::Postgres(_) => Backend::Postgres,
-            Self::Sqlite { .. } => Backend::Sqlite,
+        match self.pool {
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Sqlite { .. } => Backend::Sqlite,
         }
     }
 
     /// A SQLite file opened with `?mode=ro`: migrations and start-up writes are
     /// skipped, and the schema is only verified.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Self::Sqlite { read_only: true, .. })
+        matches!(self.pool, Pool::Sqlite { read_only: true, .. })
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write
@@ -160,10 +237,16 @@ impl Db {
     /// waiting, because SQLite cannot upgrade its lock while another writer
     /// holds one; taking it first makes it wait its turn (busy_timeout).
     pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
-        match self {
-            Self::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
-            Self::Sqlite { pool, .. } => pool.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite),
-        }
+        self.health.check()?;
+        let begun = self.health.guard(self, async {
+            match &self.pool {
+                Pool::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
+                Pool::Sqlite { pool, .. } => pool.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite),
+            }
+        });
+        let begun = begun.await;
+        self.observe(&begun);
+        begun
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
@@ -172,11 +255,17 @@ impl Db {
 
     /// (connections open, of which idle) for the pool gauges.
     pub fn pool_usage(&self) -> (u32, usize) {
-        with_pool!(self, |pool| (pool.size(), pool.num_idle()))
+        match &self.pool {
+            Pool::Postgres(pool) => (pool.size(), pool.num_idle()),
+            Pool::Sqlite { pool, .. } => (pool.size(), pool.num_idle()),
+        }
     }
 
     pub async fn close(&self) {
-        with_pool!(self, |pool| pool.close().await);
+        match &self.pool {
+            Pool::Postgres(pool) => pool.close().await,
+            Pool::Sqlite { pool, .. } => pool.close().await,
+        }
     }
 }
 

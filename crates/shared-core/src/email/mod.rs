@@ -37,10 +37,21 @@ pub enum EmailError {
     /// Retrying does not help.
     #[error("cannot build the email: {0}")]
     Build(String),
-    /// The SMTP server could not be reached, or it refused the message
-    /// (including transient 4xx answers: retrying may help).
+    /// The SMTP server could not be reached, or it answered with a
+    /// transient (4xx) failure: retrying may help.
     #[error("SMTP delivery failed: {0}")]
     Transport(String),
+    /// The SMTP server refused the message for good (a 5xx answer: no such
+    /// mailbox, policy): retrying does not help.
+    #[error("SMTP server rejected the email: {0}")]
+    Rejected(String),
+}
+
+impl EmailError {
+    /// Whether sending the same email again would fail the same way.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Build(_) | Self::Rejected(_))
+    }
 }
 
 /// Sends [`Email`]s over SMTP. Cheap to clone; every `send` opens its own
@@ -105,19 +116,30 @@ impl Mailer {
         Ok(Self { transport: builder.build(), from, server: format!("{host}:{} ({mode})", smtp.port) })
     }
 
-    /// Sends one email: one SMTP connection, closed afterwards.
-    pub async fn send(&self, email: &Email) -> Result<(), EmailError> {
+    /// Sends one email: one SMTP connection, closed afterwards. With a
+    /// `delivery_id` (the job that sends it) the Message-ID is derived from
+    /// it, so a second delivery of the same email is recognisable as such
+    /// downstream; otherwise it is random.
+    pub async fn send(&self, email: &Email, delivery_id: Option<uuid::Uuid>) -> Result<(), EmailError> {
         let to: Mailbox = email.to.trim().parse().map_err(|err| {
             EmailError::Build(format!("recipient `{}` is not a valid email address: {err}", email.to))
         })?;
+        let message_id = delivery_id.map(|id| format!("<{}@{}>", id.simple(), self.from.email.domain()));
         let message = Message::builder()
+            .message_id(message_id)
             .from(self.from.clone())
             .to(to)
             .subject(email.subject.as_str())
             .header(ContentType::TEXT_HTML)
             .body(email.html.clone())
             .map_err(|err| EmailError::Build(err.to_string()))?;
-        self.transport.send(message).await.map_err(|err| EmailError::Transport(err.to_string()))?;
+        self.transport.send(message).await.map_err(|err| {
+            if err.is_permanent() {
+                EmailError::Rejected(err.to_string())
+            } else {
+                EmailError::Transport(err.to_string())
+            }
+        })?;
         tracing::debug!(server = %self.server, subject = %email.subject, "email sent");
         Ok(())
     }

@@ -7,6 +7,10 @@ use serde_json::Value;
 pub enum JobKind {
     /// Delivers one email (every email of Part A goes through it).
     SendEmail,
+    /// Mails a reset link if the address belongs to a user. The api queues
+    /// one for every recovery request, known address or not, so that the
+    /// answer takes the same work either way; the lookup happens here.
+    PasswordRecovery,
     /// CSV of the owner's items, fetched through the jobs API.
     ItemsExport,
     /// Does nothing (optionally sleeps): smoke tests and benchmarks.
@@ -18,11 +22,13 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [Self; 5] = [Self::SendEmail, Self::ItemsExport, Self::Noop, Self::PurgeJobs, Self::SqliteBackup];
+    pub const ALL: [Self; 6] =
+        [Self::SendEmail, Self::PasswordRecovery, Self::ItemsExport, Self::Noop, Self::PurgeJobs, Self::SqliteBackup];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SendEmail => "send_email",
+            Self::PasswordRecovery => "password_recovery",
             Self::ItemsExport => "items_export",
             Self::Noop => "noop",
             Self::PurgeJobs => "purge_jobs",
@@ -40,7 +46,7 @@ impl JobKind {
         match self {
             Self::ItemsExport => true,
             Self::Noop => superuser,
-            Self::SendEmail | Self::PurgeJobs | Self::SqliteBackup => false,
+            Self::SendEmail | Self::PasswordRecovery | Self::PurgeJobs | Self::SqliteBackup => false,
         }
     }
 }
@@ -58,6 +64,14 @@ pub struct NoopPayload {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemsExportPayload {}
+
+/// The address a recovery was asked for, and the reset token for it (made
+/// by the api, whose SECRET_KEY verifies it later).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordRecoveryPayload {
+    pub email: String,
+    pub token: String,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendEmailPayload {
@@ -81,6 +95,9 @@ pub fn validate_payload(kind: JobKind, payload: &Value) -> Result<(), String> {
         }
         JobKind::SendEmail => {
             serde_json::from_value::<SendEmailPayload>(payload.clone()).map(drop).map_err(|e| e.to_string())
+        }
+        JobKind::PasswordRecovery => {
+            serde_json::from_value::<PasswordRecoveryPayload>(payload.clone()).map(drop).map_err(|e| e.to_string())
         }
         JobKind::PurgeJobs | JobKind::SqliteBackup => Ok(()),
     }

@@ -48,6 +48,19 @@ pub fn email_job(email: &Email, max_attempts: i32) -> NewJob {
     }
 }
 
+/// The job that mails a reset link to `email` if it belongs to a user.
+pub fn password_recovery_job(email: &str, token: &str, max_attempts: i32) -> NewJob {
+    NewJob {
+        kind: JobKind::PasswordRecovery.as_str().to_owned(),
+        payload: json!({ "email": email, "token": token }),
+        owner_id: None,
+        priority: 10,
+        run_at: None,
+        max_attempts,
+        idempotency_key: None,
+    }
+}
+
 /// An internal (ownerless) job of `kind`.
 pub fn internal_job(kind: JobKind, max_attempts: i32) -> NewJob {
     NewJob {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
-use crate::db::{Db, Tx};
+use crate::db::{Db, Pool, Tx};
 
 pub const CHANNEL: &str = "jobs_ready";
 
@@ -32,15 +32,15 @@ pub enum Waiter {
 impl Waiter {
     /// Listens on Postgres; falls back to polling if LISTEN cannot be set up.
     pub async fn new(db: &Db) -> Self {
-        match db {
-            Db::Postgres(pool) => match listen(pool).await {
+        match db.pool() {
+            Pool::Postgres(pool) => match listen(pool).await {
                 Ok(listener) => Self::Listen(Box::new(listener)),
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot LISTEN for new jobs; polling instead");
                     Self::Poll(Duration::from_secs(1))
                 }
             },
-            Db::Sqlite { .. } => Self::Poll(SQLITE_POLL),
+            Pool::Sqlite { .. } => Self::Poll(SQLITE_POLL),
         }
     }
 

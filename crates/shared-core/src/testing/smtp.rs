@@ -64,12 +64,12 @@ impl CaughtMessage {
 struct Shared {
     messages: Mutex<Vec<CaughtMessage>>,
     refuse: AtomicUsize,
+    reject: AtomicUsize,
 }
 
-impl Shared {
-    fn take_refusal(&self) -> bool {
-        self.refuse.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
-    }
+/// Takes one from `counter` if it is above zero.
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
 }
 
 /// A real SMTP server on `127.0.0.1:<random port>`, speaking plain SMTP:
@@ -128,6 +128,11 @@ impl SmtpCatcher {
     /// The next `n` DATA commands are answered with a transient failure (451) and not stored: for retry tests.
     pub fn refuse_next(&self, n: usize) {
         self.shared.refuse.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` DATA commands are answered with a permanent failure (550) and not stored.
+    pub fn reject_next(&self, n: usize) {
+        self.shared.reject.store(n, Ordering::SeqCst);
     }
 }
 
@@ -209,8 +214,10 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
                     return Ok(());
                 };
                 let tx = std::mem::take(&mut tx);
-                if shared.take_refusal() {
+                if take_one(&shared.refuse) {
                     reply(&mut w, "451 4.3.0 Temporary failure, try again later").await?;
+                } else if take_one(&shared.reject) {
+                    reply(&mut w, "550 5.1.1 Mailbox unavailable").await?;
                 } else {
                     let message = CaughtMessage {
                         from: tx.from.unwrap_or_default(),

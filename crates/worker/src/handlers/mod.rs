@@ -8,8 +8,9 @@ use std::time::Duration;
 use chrono::Utc;
 use shared_core::db::backup;
 use shared_core::db::jobs::{self, Job};
-use shared_core::email::Email;
-use shared_core::jobs::kinds::{JobKind, NoopPayload, SendEmailPayload};
+use shared_core::db::users;
+use shared_core::email::{Email, Mailer, templates};
+use shared_core::jobs::kinds::{JobKind, NoopPayload, PasswordRecoveryPayload, SendEmailPayload};
 
 use crate::Context;
 
@@ -32,6 +33,21 @@ impl From<sqlx::Error> for JobError {
     }
 }
 
+fn mailer(ctx: &Context) -> Result<&Mailer, JobError> {
+    ctx.mailer.as_ref().ok_or_else(|| {
+        JobError::Retryable("email is not configured on the worker (SMTP_HOST, EMAILS_FROM_EMAIL)".into())
+    })
+}
+
+/// Sends `email` for `job`. The job's id gives the email its Message-ID, so
+/// a rerun after a crash sends a copy recognisable as one. A rejection no
+/// retry can fix fails the job at once.
+async fn send(mailer: &Mailer, email: &Email, job: &Job) -> Result<(), JobError> {
+    mailer.send(email, Some(job.id)).await.map_err(|e| {
+        if e.is_permanent() { JobError::Permanent(e.to_string()) } else { JobError::Retryable(e.to_string()) }
+    })
+}
+
 pub async fn execute(ctx: &Context, job: &Job) -> Result<Output, JobError> {
     let kind =
         JobKind::parse(&job.kind).ok_or_else(|| JobError::Permanent(format!("unknown job kind {}", job.kind)))?;
@@ -46,10 +62,18 @@ pub async fn execute(ctx: &Context, job: &Job) -> Result<Output, JobError> {
         JobKind::SendEmail => {
             let SendEmailPayload { to, subject, html } =
                 serde_json::from_value(payload()).map_err(|e| JobError::Permanent(e.to_string()))?;
-            let mailer = ctx.mailer.as_ref().ok_or_else(|| {
-                JobError::Retryable("email is not configured on the worker (SMTP_HOST, EMAILS_FROM_EMAIL)".into())
-            })?;
-            mailer.send(&Email { to, subject, html }).await.map_err(|e| JobError::Retryable(e.to_string()))?;
+            send(mailer(ctx)?, &Email { to, subject, html }, job).await?;
+            Ok(None)
+        }
+        JobKind::PasswordRecovery => {
+            let PasswordRecoveryPayload { email, token } =
+                serde_json::from_value(payload()).map_err(|e| JobError::Permanent(e.to_string()))?;
+            // An address nobody has gets nothing, and the api answered the
+            // same either way.
+            let Some(user) = users::find_by_email(&ctx.db, &email).await? else { return Ok(None) };
+            let mailer = mailer(ctx)?;
+            let message = templates::reset_password(&ctx.settings, &user.email, &token);
+            send(mailer, &message, job).await?;
             Ok(None)
         }
         JobKind::ItemsExport => {
