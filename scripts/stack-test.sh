@@ -131,23 +131,10 @@ redis_del_prefix() {
 }
 
 # ---------------------------------------------------------------------------
-# checks and the summary
+# checks and the summary: pass, fail, expect (scripts/lib-https.sh)
 
-declare -A R_PASS=() R_FAIL=() R_SENT=() R_FAILED=() R_NOTE=() R_SPREAD=()
-CURRENT_RUN=""
-FAILURES=()
-pass() { R_PASS[$CURRENT_RUN]=$((${R_PASS[$CURRENT_RUN]:-0} + 1)); printf '  ok    %s\n' "$*"; }
-fail() {
-  R_FAIL[$CURRENT_RUN]=$((${R_FAIL[$CURRENT_RUN]:-0} + 1))
-  FAILURES+=("$CURRENT_RUN: $1")
-  printf '  FAIL  %s\n' "$1"
-  if [[ -n "${2:-}" ]]; then printf '%s\n' "$2" | head -n 20 | sed 's/^/        /'; fi
-}
-# expect DESC ACTUAL EXPECTED [DETAIL]
-expect() {
-  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1 (expected $3, got $2)" "${4:-}"; fi
-}
-
+# shellcheck source=scripts/lib-https.sh
+source "$ROOT/scripts/lib-https.sh"
 # ---------------------------------------------------------------------------
 # tools
 
@@ -319,33 +306,10 @@ HTTPS_PORT="$(pick_port 18443)"
 ADMIN_PORT="$(pick_port 12019)"
 
 # ---------------------------------------------------------------------------
-# HTTP helpers
+# HTTP helpers (call, jfield, header, direct_code, the load: scripts/lib-https.sh)
 
-BASE="https://localhost:$HTTPS_PORT"
-CURL_TLS=()
-CODE=""
-BODY="$T/resp.body"
-HEADERS="$T/resp.headers"
+worker_log_tail() { tail -n 10 "$T/$CURRENT_RUN-worker.log"; }
 
-# call METHOD PATH [curl args...]: through Caddy; sets CODE, writes BODY/HEADERS.
-call() {
-  local method="$1" path="$2"
-  shift 2
-  CODE="$(curl -sS -o "$BODY" -D "$HEADERS" -w '%{http_code}' -X "$method" --max-time 40 \
-    "${CURL_TLS[@]}" "$@" "$BASE$path" 2>"$T/curl.err")" || CODE="${CODE:-000}"
-  [[ -n "$CODE" ]] || CODE=000
-}
-jfield() { # KEY [FILE]: a top-level field of a JSON document
-  python3 -c 'import json, sys
-v = json.load(open(sys.argv[2])).get(sys.argv[1])
-print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))' "$1" "${2:-$BODY}" 2>/dev/null || true
-}
-header() { # NAME: value of a response header of the last call
-  grep -i "^$1:" "$HEADERS" | head -n 1 | cut -d: -f2- | sed 's/^ *//; s/\r$//'
-}
-direct_code() { # URL
-  curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" 2>/dev/null || true
-}
 wait_http() { # URL SECONDS [PID]: until 200
   local url="$1" limit="$2" pid="${3:-}" start=$SECONDS
   while ((SECONDS - start < limit)); do
@@ -383,59 +347,12 @@ run_once() {
 # load generator: curl with keep-alive connections at a fixed rate, one line
 # per request ("<status> <seconds> <error>"), in batches until told to stop.
 
-load_stream() { # NAME RATE PATH [CURL CONFIG LINES...]
-  local name="$1" rate="$2" path="$3" cfg="$T/$CURRENT_RUN-load-$1.curlrc" i
-  shift 3
-  {
-    printf 'silent\ncacert = "%s"\nresolve = "localhost:%s:127.0.0.1"\nmax-time = 40\n' "$CA_FILE" "$HTTPS_PORT"
-    printf 'rate = "%s/s"\n' "$rate"
-    printf 'write-out = "%%{http_code} %%{time_total} %s %%{errormsg}\\n"\n' "$name"
-    printf '%s\n' "$@"
-    for ((i = 0; i < rate * 2; i++)); do
-      printf 'url = "%s%s"\noutput = "/dev/null"\n' "$BASE" "$path"
-    done
-  } >"$cfg"
-  local deadline=$((SECONDS + 120))
-  while [[ ! -e "$T/load.stop" ]] && ((SECONDS < deadline)); do
-    curl -K "$cfg" >>"$T/$CURRENT_RUN-load-$name.out" 2>/dev/null || true
-  done
-}
-
-# LOAD_STREAMS streams each of GET health-check and authenticated GET items
-# at LOAD_RATE/s, and one stream of POST items (not idempotent: Caddy does not
-# retry those once sent) at LOAD_RATE/4 per second.
-start_load() {
-  rm -f "$T/load.stop"
-  LOAD_PIDS=()
-  local i auth="header = \"Authorization: Bearer $TOKEN\""
-  for ((i = 1; i <= LOAD_STREAMS; i++)); do
-    load_stream "GET-health-check-$i" "$LOAD_RATE" /api/v1/utils/health-check/ &
-    LOAD_PIDS+=($!)
-    load_stream "GET-items-$i" "$LOAD_RATE" /api/v1/items/ "$auth" &
-    LOAD_PIDS+=($!)
-  done
-  load_stream POST-items "$(((LOAD_RATE + 3) / 4))" /api/v1/items/ "$auth" \
-    'header = "Content-Type: application/json"' 'data = "{\"title\":\"written under load\"}"' &
-  LOAD_PIDS+=($!)
-}
-
-stop_load() {
-  touch "$T/load.stop"
-  local p
-  for p in "${LOAD_PIDS[@]}"; do
-    wait "$p" 2>/dev/null || true
-  done
-  LOAD_PIDS=()
-}
-
 # served_by METRICS_PORT: load requests (health-check, items list) this api
 # process answered, from its http_requests_total counters.
 served_by() {
   curl -s --max-time 5 "http://127.0.0.1:$1/metrics" \
     | awk '/^http_requests_total\{/ && /health-check|\/api\/v1\/items\// { n += $NF } END { printf "%d", n }'
 }
-
-load_lines() { cat "$T/$CURRENT_RUN"-load-*.out 2>/dev/null || true; }
 
 # ---------------------------------------------------------------------------
 # one run
@@ -568,82 +485,16 @@ stack_run() { # RUN (postgres|sqlite)
     sleep 0.1
   done
   if [[ -s "$CA_FILE" ]]; then
-    CURL_TLS=(--cacert "$CA_FILE" --resolve "localhost:$HTTPS_PORT:127.0.0.1")
+    https_client "$HTTPS_PORT" "$CA_FILE"
     pass "caddy up on :$HTTP_PORT/:$HTTPS_PORT, internal CA root at ${CA_FILE#"$T"/}"
   else
-    CURL_TLS=(-k --resolve "localhost:$HTTPS_PORT:127.0.0.1")
+    https_client "$HTTPS_PORT" ""
     fail "caddy's internal CA root not found (falling back to curl -k)" "$(tail -n 20 "$T/$run-caddy.log")"
   fi
 
   # -- over HTTPS through Caddy
-  for ((i = 0; i < 50; i++)); do
-    call GET /readyz
-    [[ "$CODE" == 200 ]] && break
-    sleep 0.2
-  done
-  expect "GET /readyz through Caddy (TLS verified)" "$CODE" 200 "$(cat "$T/curl.err" "$BODY" 2>/dev/null)"
-  expect "Strict-Transport-Security (HSTS_MAX_AGE from compose)" "$(header Strict-Transport-Security)" \
-    "max-age=$(sed -n 's/^HSTS_MAX_AGE=//p' "$T/$run-caddy.env"); includeSubDomains"
-  expect "X-Content-Type-Options" "$(header X-Content-Type-Options)" nosniff
-  expect "X-Frame-Options" "$(header X-Frame-Options)" DENY
-  expect "Referrer-Policy" "$(header Referrer-Policy)" strict-origin-when-cross-origin
-  expect "no Server header" "$(header Server)" ""
-  local redirect
-  redirect="$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$HTTP_PORT/readyz" -H "Host: localhost:$HTTP_PORT" || true)"
-  expect "plain HTTP redirects to HTTPS" "${redirect%% *}" 308 "$redirect"
-
-  local email="stack-$run-$$@example.com" password
-  password="$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
-  call POST /api/v1/users/signup -H 'Content-Type: application/json' \
-    --data "{\"email\":\"$email\",\"password\":\"$password\",\"full_name\":\"Stack Test\"}"
-  expect "POST /api/v1/users/signup" "$CODE" 200 "$(cat "$BODY")"
-  call POST /api/v1/login/access-token --data-urlencode "username=$email" --data-urlencode "password=$password"
-  expect "POST /api/v1/login/access-token" "$CODE" 200 "$(cat "$BODY")"
-  TOKEN="$(jfield access_token)"
+  https_app_checks "$(sed -n 's/^HSTS_MAX_AGE=//p' "$T/$run-caddy.env")" "$HTTP_PORT" "$SUPERUSER_EMAIL" "$SUPERUSER_PASSWORD"
   local auth=(-H "Authorization: Bearer $TOKEN")
-  call POST /api/v1/items/ "${auth[@]}" -H 'Content-Type: application/json' \
-    --data '{"title":"stack test item","description":"created through Caddy"}'
-  expect "POST /api/v1/items/" "$CODE" 200 "$(cat "$BODY")"
-  local item
-  item="$(jfield id)"
-  call GET "/api/v1/items/$item" "${auth[@]}"
-  expect "GET /api/v1/items/{id}" "$CODE:$(jfield title)" "200:stack test item" "$(cat "$BODY")"
-  call PUT "/api/v1/items/$item" "${auth[@]}" -H 'Content-Type: application/json' --data '{"title":"stack test item v2"}'
-  expect "PUT /api/v1/items/{id}" "$CODE:$(jfield title)" "200:stack test item v2" "$(cat "$BODY")"
-  call GET /api/v1/items/ "${auth[@]}"
-  expect "GET /api/v1/items/ lists it" "$CODE:$(jfield count)" "200:1" "$(cat "$BODY")"
-
-  call POST /api/v1/jobs/ "${auth[@]}" -H 'Content-Type: application/json' --data '{"kind":"items_export","payload":{}}'
-  expect "POST /api/v1/jobs/ items_export" "$CODE" 202 "$(cat "$BODY")"
-  local job status=""
-  job="$(jfield id)"
-  for ((i = 0; i < 150; i++)); do
-    call GET "/api/v1/jobs/$job" "${auth[@]}"
-    status="$(jfield status)"
-    [[ "$status" == succeeded || "$status" == failed || "$status" == dead ]] && break
-    sleep 0.2
-  done
-  expect "the worker completes the job" "$status" succeeded "$(cat "$BODY"; tail -n 10 "$T/$run-worker.log")"
-  call GET "/api/v1/jobs/$job/result" "${auth[@]}"
-  local ctype
-  ctype="$(header Content-Type)"
-  expect "GET /api/v1/jobs/{id}/result is text/csv" "$CODE:${ctype%%;*}" "200:text/csv" "$(head -c 500 "$BODY")"
-  if grep -q "stack test item v2" "$BODY"; then pass "the CSV holds the item"; else fail "the CSV holds the item" "$(head -c 500 "$BODY")"; fi
-
-  call DELETE "/api/v1/items/$item" "${auth[@]}"
-  expect "DELETE /api/v1/items/{id}" "$CODE" 200 "$(cat "$BODY")"
-  call GET "/api/v1/items/$item" "${auth[@]}"
-  expect "GET of the deleted item" "$CODE" 404 "$(cat "$BODY")"
-
-  call POST /api/v1/login/access-token --data-urlencode "username=$SUPERUSER_EMAIL" --data-urlencode "password=$SUPERUSER_PASSWORD"
-  expect "superuser login (password from FIRST_SUPERUSER_PASSWORD_FILE)" "$CODE" 200 "$(cat "$BODY")"
-
-  # -- /metrics: never through Caddy; the api's own listener has it
-  call GET /metrics
-  expect "GET /metrics through Caddy" "$CODE" 404
-  if grep -q '^# TYPE' "$BODY"; then fail "Caddy's /metrics answer has Prometheus content"; fi
-  call GET /metrics/anything
-  expect "GET /metrics/anything through Caddy" "$CODE" 404
   expect "api #1 metrics listener 127.0.0.1:$API1_METRICS serves /metrics" "$(direct_code "http://127.0.0.1:$API1_METRICS/metrics")" 200
   expect "worker metrics listener 127.0.0.1:$WORKER_METRICS serves /metrics" "$(direct_code "http://127.0.0.1:$WORKER_METRICS/metrics")" 200
   local dyn
@@ -695,23 +546,13 @@ print(" ".join(sorted(u["address"] for u in json.load(sys.stdin))))' 2>/dev/null
   # -- zero downtime: restart each api under load
   printf 'zero-downtime restarts under load (%s GET streams x %s req/s, 1 POST stream x %s req/s):\n' \
     "$((LOAD_STREAMS * 2))" "$LOAD_RATE" "$(((LOAD_RATE + 3) / 4))"
-  start_load
+  start_load "$run"
   sleep 2
   restart_api 1
   restart_api 2
   sleep 2
   stop_load
-  local sent failed
-  sent="$(load_lines | wc -l)"
-  failed="$(load_lines | awk '$1 !~ /^2[0-9][0-9]$/' | wc -l)"
-  R_SENT[$run]="$sent"
-  R_FAILED[$run]="$failed"
-  R_NOTE[$run]="$(load_lines | sort -k2,2g | awk '{ t[NR] = $2 } END { if (NR) printf "latency p50 %.3fs p99 %.3fs max %.3fs", t[int(NR * 0.5) + 1], t[int(NR * 0.99) + 1], t[NR] }')"
-  load_lines | awk '{ k = $3; sub(/-[0-9]+$/, "", k); n[k]++; if ($1 !~ /^2[0-9][0-9]$/) f[k]++; if ($2 > m[k]) m[k] = $2 }
-    END { for (k in n) printf "        %-18s %6d sent %4d failed  max %.3fs\n", k, n[k], f[k], m[k] }' | sort
-  if ((sent > 0)); then pass "load: $sent requests sent (${R_NOTE[$run]})"; else fail "load: no request was sent"; fi
-  expect "load: failed requests (non-2xx or connection errors)" "$failed" 0 \
-    "$(load_lines | awk '$1 !~ /^2[0-9][0-9]$/ { $2 = ""; print }' | sort | uniq -c | sort -rn | head -n 10)"
+  load_report "$run"
   local served1 served2
   served1="$(served_by "$API1_METRICS")"
   served2="$(served_by "$API2_METRICS")"
