@@ -34,6 +34,9 @@
 # SKIP_BACKUP=1, SKIP_MIGRATIONS=1 (rollback.sh sets it: older binaries must not
 # run migrations), CADDY_RELOAD=0 to skip the Caddy reload.
 #
+# Refuses at once (exit 1, nothing changed) when the engine is older than
+# Docker Engine 25, which compose/compose.prod.yml needs.
+#
 # Exit codes: 0 deployed; 1 failed (rolled back when possible); 2 usage;
 # 75 another deploy holds the lock.
 set -euo pipefail
@@ -48,6 +51,8 @@ usage() { echo "usage: $0 TAG" >&2; exit 2; }
 TAG="$1"
 valid_tag "$TAG" || { echo "invalid tag: '$TAG'" >&2; exit 2; }
 cd "$APP_DIR"
+# Before anything changes: an engine the compose file cannot run on.
+require_docker_engine
 
 ms_now() { date +%s%3N; }
 T0="$(ms_now)"

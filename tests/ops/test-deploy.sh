@@ -277,4 +277,16 @@ case_12_standalone_backup_uses_the_running_tag() {
   assert_file_contains "$LOGF" "EVENT backup v1"
 }
 
+case_13_refuses_an_engine_older_than_25_before_changing_anything() {
+  setup_app
+  FAKE_ENGINE_VERSION=24.0.7 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
+  local rc=$?
+  cat "$T/out"
+  assert_eq "$rc" 1 "deploy exit code"
+  assert_file_contains "$T/out" "Docker Engine 24.0.7 is too old: compose/compose.prod.yml needs Docker Engine 25 or newer"
+  assert_file_lacks "$LOGF" "EVENT"
+  assert_eq "$(cat "$APP/current-tag")" v1 "current tag"
+  assert_eq "$(last_history)" "v1	ok" "history untouched"
+}
+
 run_cases "$@"
