@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Entrypoint of the postgres stand-in (tests/containers/standins): what the
 # official image's docker-entrypoint.sh does for the variables this project
 # uses. As root: fix the ownership of PGDATA and the socket directory, then

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Entrypoint of the redis stand-in: as root, own /data and run as redis.
 set -euo pipefail
 if [[ "${1:-}" == -* ]]; then set -- redis-server "$@"; fi
