@@ -263,7 +263,7 @@ compose_copy() {
     cp "$1" "$2"
   fi
   if ! diff -q "$1" "$2" >/dev/null; then
-    log "$(basename "$1") for podman: $(diff "$1" "$2" | grep -c '^<') line(s) changed (start_interval removed, tmpfs uid/gid dropped)"
+    log "$(basename "$1") for podman: $(grep -c '^[[:space:]]*start_interval:' "$1") start_interval line(s) removed, $(grep -c ',uid=[0-9]*,gid=' "$1") tmpfs uid/gid option(s) dropped"
   fi
 }
 
@@ -355,22 +355,32 @@ dc() { wd "${DC_TIMEOUT:-600}" docker compose "${DC_ARGS[@]}" "$@"; }
 
 # wait_healthy SECONDS SERVICE=COUNT...: until every container of those
 # services runs and reports healthy.
+# HEALTHY_AFTER says when each service was first all healthy.
 wait_healthy() {
-  local limit="$1" start=$SECONDS spec svc want ids id st ok
+  local limit="$1" start=$SECONDS spec svc want ids id st ok all
+  declare -A seen=()
   shift
   while ((SECONDS - start < limit)); do
-    ok=1
+    all=1
     for spec in "$@"; do
       svc="${spec%=*}"
       want="${spec#*=}"
+      [[ -z "${seen[$svc]:-}" ]] || continue
       mapfile -t ids < <(dc ps -q "$svc" 2>/dev/null | sed '/^$/d')
-      ((${#ids[@]} == want)) || { ok=0; break; }
-      for id in "${ids[@]}"; do
-        st="$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing)"
-        [[ "$st" == healthy ]] || { ok=0; break 2; }
-      done
+      ok=0
+      if ((${#ids[@]} == want)); then
+        ok=1
+        for id in "${ids[@]}"; do
+          st="$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing)"
+          [[ "$st" == healthy ]] || ok=0
+        done
+      fi
+      if ((ok)); then seen[$svc]=$((SECONDS - start)); else all=0; fi
     done
-    ((ok)) && return 0
+    if ((all)); then
+      HEALTHY_AFTER="$(for svc in "${!seen[@]}"; do echo "$svc ${seen[$svc]}s"; done | sort -k2n | tr '\n' ' ')"
+      return 0
+    fi
     sleep 1
   done
   return 1
@@ -484,7 +494,7 @@ prod_run() {
   expect "docker compose up -d" "$rc" 0 "$out"
   if wait_healthy 300 "${services[@]}"; then
     UP_SECONDS[$run]=$((SECONDS - u0))
-    pass "every service healthy ${UP_SECONDS[$run]}s after up (${services[*]})"
+    pass "every service healthy ${UP_SECONDS[$run]}s after up (${services[*]}; $HEALTHY_AFTER)"
   else
     fail "every service healthy within 300 s (${services[*]})" "$(dc ps -a 2>&1; dc logs --tail 20 2>&1 | tail -n 60)"
     return 0
@@ -570,7 +580,7 @@ prod_run() {
   expect "docker compose up -d again" "$rc" 0 "$out"
   if wait_healthy 300 "${services[@]}"; then
     UP_AGAIN_SECONDS[$run]=$((SECONDS - u0))
-    pass "healthy again ${UP_AGAIN_SECONDS[$run]}s after up"
+    pass "healthy again ${UP_AGAIN_SECONDS[$run]}s after up ($HEALTHY_AFTER)"
   else
     fail "healthy again within 300 s" "$(dc ps -a 2>&1)"
   fi
@@ -691,7 +701,7 @@ dev_run() {
   if dc logs migrate 2>&1 | grep -q "cannot be read"; then fail "migrate read .env" "$(dc logs migrate 2>&1 | grep 'cannot be read')"; fi
   if wait_healthy 1200 api=1 postgres=1 redis=1 mailpit=1; then
     DEV_UP_SECONDS=$((SECONDS - u0))
-    pass "api, postgres, redis, mailpit healthy ${DEV_UP_SECONDS}s after up (first build included)"
+    pass "api, postgres, redis, mailpit healthy ${DEV_UP_SECONDS}s after up, the build in the container included ($HEALTHY_AFTER)"
   else
     fail "the dev api healthy within 20 min" "$(dc ps -a 2>&1; dc logs --tail 40 api 2>&1)"
     return 0
@@ -729,9 +739,9 @@ printf '\n== summary (%ss in all, engine %s)\n' "$((SECONDS - T0))" "$ENGINE"
 ((STANDIN_SECONDS == 0)) || printf 'stand-in base images: %ss (0 when all were current)\n' "$STANDIN_SECONDS"
 printf '%-8s %9s %8s\n' image size build
 for t in api worker; do printf '%-8s %6s MB %7ss\n' "$t" "${IMAGE_MB[$t]:--}" "${BUILD_SECONDS[$t]:--}"; done
-printf '%-24s %7s %7s %9s %9s %20s\n' run checks failed up-healthy again spread
+printf '%-24s %7s %7s %12s %12s %20s\n' run checks failed "up->healthy" "again (s)" spread
 for run in images $RUNS dev; do
-  printf '%-24s %7s %7s %8ss %8ss %20s\n' "$run" "${R_PASS[$run]:-0}" "${R_FAIL[$run]:-0}" \
+  printf '%-24s %7s %7s %12s %12s %20s\n' "$run" "${R_PASS[$run]:-0}" "${R_FAIL[$run]:-0}" \
     "${UP_SECONDS[$run]:--}" "${UP_AGAIN_SECONDS[$run]:--}" "${R_SPREAD[$run]:--}"
 done
 printf '%-24s %9s %9s %8s  %s\n' "under load" seconds requests failed latency
