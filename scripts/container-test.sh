@@ -291,8 +291,18 @@ build_image() {
   local target="$1" image="$2" rc=0 b0=$SECONDS
   log "building $image (--target $target; log $T/build-$target.log)"
   if [[ "$ENGINE" == podman ]]; then
+    # buildah 1.28 hands back a cached image whatever --label says (seen:
+    # a worker image kept the previous commit's revision), so the labels go
+    # on in a FROM-only build of their own.
+    local built="${image%:*}:build"
     wd "$BUILD_TIMEOUT" nice podman build --format docker --pull=never -f docker/Dockerfile --target "$target" \
-      -t "$image" "${LABEL_ARGS[@]}" . >"$T/build-$target.log" 2>&1 || rc=$?
+      -t "$built" . >"$T/build-$target.log" 2>&1 || rc=$?
+    if podman image exists "$built"; then
+      mkdir -p "$T/label-$target"
+      printf 'FROM %s\n' "$built" >"$T/label-$target/Containerfile"
+      wd 120 podman build --quiet --format docker --pull=never "${LABEL_ARGS[@]}" -t "$image" \
+        -f "$T/label-$target/Containerfile" "$T/label-$target" >>"$T/build-$target.log" 2>&1 || rc=$?
+    fi
   else
     DOCKER_BUILDKIT=1 wd "$BUILD_TIMEOUT" docker build -f docker/Dockerfile --target "$target" \
       -t "$image" "${LABEL_ARGS[@]}" . >"$T/build-$target.log" 2>&1 || rc=$?
