@@ -3,6 +3,11 @@
 # (tests/ops/fakes/docker) placed first on PATH. Each case builds a fresh
 # server layout (APP_DIR with compose/, scripts/, .env, current-tag,
 # deploy-history) where v1 is running, then checks the call log.
+# The stand-in covers what a real engine cannot show quickly (the order of
+# every call, races on the lock, failures injected at each stage); the same
+# scripts run against real containers in scripts/container-test.sh (a deploy,
+# a release that never becomes healthy rolled back with the old containers
+# untouched, a rollback, each with 0 failed requests through Caddy).
 set -uo pipefail
 TEST_GROUP=deploy
 # shellcheck source=tests/ops/lib.sh
