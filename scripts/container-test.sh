@@ -282,6 +282,7 @@ log "docker CLI $(docker version --format '{{.Client.Version}}') -> engine $(doc
 CURRENT_RUN=images
 printf '\n== images\n'
 VERSION="$(bash scripts/image-labels.sh | sed -n 's/^org.opencontainers.image.version=//p')"
+REVISION="$(git rev-parse HEAD)" # taken with the labels: a commit made meanwhile does not count
 LABEL_ARGS=()
 while IFS= read -r l; do LABEL_ARGS+=(--label "$l"); done < <(bash scripts/image-labels.sh)
 declare -A BUILD_SECONDS=() IMAGE_MB=()
@@ -325,7 +326,7 @@ image_facts() {
   # The engine's own CLI: podman's Docker API leaves the healthcheck out.
   f() { "$ENGINE" image inspect --format "$1" "$image" 2>/dev/null; }
   expect "$name: label version = the crate version" "$(f '{{index .Config.Labels "org.opencontainers.image.version"}}')" "$VERSION"
-  expect "$name: label revision = the commit" "$(f '{{index .Config.Labels "org.opencontainers.image.revision"}}')" "$(git rev-parse HEAD)"
+  expect "$name: label revision = the commit" "$(f '{{index .Config.Labels "org.opencontainers.image.revision"}}')" "$REVISION"
   expect "$name: $bin --version" "$(wd 60 docker run --rm "$image" --version 2>&1)" "$bin $VERSION"
   expect "$name: runs as uid 10001" "$(f '{{.Config.User}}')" 10001:10001
   expect "$name: entrypoint" "$(f '{{json .Config.Entrypoint}}')" "[\"/usr/local/bin/$bin\"]"
@@ -635,7 +636,11 @@ deploy_checks() {
   for id in "${olds[@]}"; do now_starts+=("$(started_at "$id")"); done
   expect "deploy.sh broken: the old api containers were never restarted" "${now_starts[*]}" "${old_starts[*]}"
   expect "deploy.sh broken: the worker untouched" "$(dc ps -q worker) $(started_at "$(dc ps -q worker)")" "$worker_before"
-  expect "deploy.sh broken: no container of the broken release left" "$(docker ps -a --format '{{.Image}}' | grep -c ':broken$' || true)" 0
+  # By image id: podman may name a container's image by any of its tags.
+  local broken_id
+  broken_id="$(docker image inspect --format '{{.Id}}' "$IMAGE_PREFIX/api:broken")"
+  expect "deploy.sh broken: no container of the broken release left" \
+    "$(for id in $(docker ps -aq); do docker inspect --format '{{.Image}}' "$id"; done | grep -c "${broken_id#sha256:}" || true)" 0
   expect "deploy.sh broken: current-tag still v2" "$(cat "$app/current-tag")" v2
   expect "deploy.sh broken: history" "$(tail -n 1 "$app/deploy-history" | cut -f2,3)" "broken	rolled-back"
 

@@ -155,10 +155,14 @@ rollout_api() {
   return 0
 }
 
-# remove_new_api OLD_IDS...: stop and remove every running api container that
-# is not one of OLD_IDS. The old containers are never touched.
+# remove_new_api OLD_IDS...: stop and remove every api container that is not
+# one of OLD_IDS. The old containers are never touched. A container caught
+# between two restarts of its restart policy may refuse the first removal
+# (seen with a release that exits at start): it is tried again until gone,
+# and one still there after that is reported, since it would keep
+# crash-looping next to the old release.
 remove_new_api() {
-  local id
+  local id try left=()
   while read -r id; do
     [[ -n "$id" ]] || continue
     if (( $# > 0 )) && printf '%s\n' "$@" | grep -qxF -- "$id"; then
@@ -166,8 +170,17 @@ remove_new_api() {
     fi
     log "api: removing new container ${id:0:12}"
     docker stop --time 10 "$id" >/dev/null 2>&1 || true
-    docker rm -f "$id" >/dev/null 2>&1 || true
+    for ((try = 1; try <= 10; try++)); do
+      docker rm -f "$id" >/dev/null 2>&1 || true
+      docker inspect "$id" >/dev/null 2>&1 || break
+      sleep 1
+    done
+    if docker inspect "$id" >/dev/null 2>&1; then left+=("$id"); fi
   done < <(dc ps -a -q api 2>/dev/null || true)
+  if (( ${#left[@]} > 0 )); then
+    log "api: could not remove ${left[*]}; remove it by hand (docker rm -f)"
+    return 1
+  fi
 }
 
 rollout_worker() {

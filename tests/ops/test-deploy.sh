@@ -282,6 +282,19 @@ case_12_standalone_backup_uses_the_running_tag() {
   assert_file_contains "$LOGF" "EVENT backup v1"
 }
 
+case_14_a_new_api_that_refuses_removal_is_removed_on_a_later_try() {
+  setup_app
+  FAKE_UNHEALTHY_TAGS=v2 FAKE_RM_REFUSALS=2 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
+  local rc=$?
+  cat "$T/out"
+  assert_ne "$rc" 0 "deploy exit code"
+  assert_eq "$(grep -c 'EVENT rm-refused api-2-v2' "$LOGF")" 2 "refused removals"
+  assert_order "$LOGF" "EVENT rm-refused api-2-v2" "EVENT rm api-2-v2"
+  assert_eq "$(running)" "api-1-v1 caddy-1-stock worker-1-v1 " "running containers"
+  assert_file_lacks "$STATE/containers" "api-2-v2"
+  assert_file_contains "$T/out" "ROLLED BACK to v1"
+}
+
 case_13_refuses_an_engine_older_than_25_before_changing_anything() {
   setup_app
   FAKE_ENGINE_VERSION=24.0.7 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
