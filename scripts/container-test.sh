@@ -90,6 +90,7 @@ PROJECTS=() # "dir|compose args" of every stack brought up, for the cleanup
 source "$ROOT/scripts/lib-https.sh"
 worker_log_tail() { docker compose "${DC_ARGS[@]}" logs --tail 10 worker 2>&1 || true; }
 
+ENGINE="${CONTAINER_ENGINE:-}"
 cleanup() {
   local rc=$? p
   trap - EXIT INT TERM
@@ -103,6 +104,11 @@ cleanup() {
     kill -TERM "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
   done
+  if [[ "$ENGINE" == podman ]]; then
+    # conmon of podman's exec sessions (the healthchecks) lingers 5 minutes
+    # after the containers are gone: ours are the ones on our storage.
+    ps -eo pid=,args= | awk -v s="$STATE/storage" 'index($0, s) && /conmon/ { print $1 }' | xargs -r kill 2>/dev/null || true
+  fi
   if [[ "${KEEP_TMP:-0}" == 1 ]]; then log "kept $T"; else rm -rf "$T"; fi
   exit "$rc"
 }
@@ -133,7 +139,6 @@ free_subnet() {
 # ---------------------------------------------------------------------------
 # the engine
 
-ENGINE="${CONTAINER_ENGINE:-}"
 if [[ -z "$ENGINE" ]]; then
   if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then ENGINE=docker; else ENGINE=podman; fi
 fi
