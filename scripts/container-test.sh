@@ -427,6 +427,22 @@ load_phase() {
   load_report "$name"
 }
 
+# up_healthy WHAT SERVICE=COUNT...: `docker compose up -d`, then until every
+# service is healthy (300 s); the seconds in UP_HEALTHY_SECONDS.
+up_healthy() {
+  local what="$1" u0=$SECONDS rc=0 out
+  shift
+  out="$(dc up -d 2>&1)" || rc=$?
+  expect "docker compose up -d$what" "$rc" 0 "$out"
+  if wait_healthy 300 "$@"; then
+    UP_HEALTHY_SECONDS=$((SECONDS - u0))
+    pass "every service healthy$what ${UP_HEALTHY_SECONDS}s after up ($*; $HEALTHY_AFTER)"
+  else
+    fail "every service healthy$what within 300 s ($*)" "$(dc ps -a 2>&1; dc logs --tail 20 2>&1 | tail -n 60)"
+    return 1
+  fi
+}
+
 replace_replica() { # the oldest api container stopped (gracefully) and removed, a new one started
   local old
   old="$(api_ids | head -n 1)"
@@ -504,17 +520,8 @@ prod_run() {
   [[ "$run" != postgres ]] || services+=(postgres=1 redis=1)
   out="$(DC_TIMEOUT=300 dc run --rm -T migrate 2>&1)" || rc=$?
   expect "docker compose run --rm migrate" "$rc" 0 "$out"
-  local u0=$SECONDS
-  rc=0
-  out="$(dc up -d 2>&1)" || rc=$?
-  expect "docker compose up -d" "$rc" 0 "$out"
-  if wait_healthy 300 "${services[@]}"; then
-    UP_SECONDS[$run]=$((SECONDS - u0))
-    pass "every service healthy ${UP_SECONDS[$run]}s after up (${services[*]}; $HEALTHY_AFTER)"
-  else
-    fail "every service healthy within 300 s (${services[*]})" "$(dc ps -a 2>&1; dc logs --tail 20 2>&1 | tail -n 60)"
-    return 0
-  fi
+  up_healthy "" "${services[@]}" || return 0
+  UP_SECONDS[$run]="$UP_HEALTHY_SECONDS"
 
   # Caddy's internal root, for verified TLS (and deploy.sh's health check).
   local ca="$T/$run/ca.crt" i
@@ -591,15 +598,7 @@ prod_run() {
   rc=0
   out="$(dc down 2>&1)" || rc=$?
   expect "docker compose down" "$rc" 0 "$out"
-  u0=$SECONDS
-  out="$(dc up -d 2>&1)" || rc=$?
-  expect "docker compose up -d again" "$rc" 0 "$out"
-  if wait_healthy 300 "${services[@]}"; then
-    UP_AGAIN_SECONDS[$run]=$((SECONDS - u0))
-    pass "healthy again ${UP_AGAIN_SECONDS[$run]}s after up ($HEALTHY_AFTER)"
-  else
-    fail "healthy again within 300 s" "$(dc ps -a 2>&1)"
-  fi
+  if up_healthy " again" "${services[@]}"; then UP_AGAIN_SECONDS[$run]="$UP_HEALTHY_SECONDS"; fi
   for ((i = 0; i < 30; i++)); do
     call POST /api/v1/login/access-token --data-urlencode "username=$USER_EMAIL" --data-urlencode "password=$USER_PASSWORD"
     [[ "$CODE" == 200 ]] && break
