@@ -131,7 +131,11 @@ rollout_api() {
     fi
   done
   if (( ${#news[@]} == 0 )); then
-    log "api: no new container appeared"
+    # Created but not running: a release that exits at start sits between
+    # two restarts of its restart policy. It must not keep crash-looping
+    # next to the old one.
+    log "api: no new container is running"
+    remove_new_api "${olds[@]}"
     return 1
   fi
   for id in "${news[@]}"; do

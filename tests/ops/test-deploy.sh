@@ -295,6 +295,19 @@ case_14_a_new_api_that_refuses_removal_is_removed_on_a_later_try() {
   assert_file_contains "$T/out" "ROLLED BACK to v1"
 }
 
+case_15_a_new_api_that_exits_at_start_is_removed() {
+  setup_app
+  FAKE_EXIT_AT_START_TAGS=v2 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
+  local rc=$?
+  cat "$T/out"
+  assert_ne "$rc" 0 "deploy exit code"
+  assert_file_contains "$T/out" "no new container is running"
+  assert_file_contains "$LOGF" "EVENT rm api-2-v2"
+  assert_file_lacks "$STATE/containers" "v2"
+  assert_eq "$(running)" "api-1-v1 caddy-1-stock worker-1-v1 " "running containers"
+  assert_file_contains "$T/out" "ROLLED BACK to v1"
+}
+
 case_13_refuses_an_engine_older_than_25_before_changing_anything() {
   setup_app
   FAKE_ENGINE_VERSION=24.0.7 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
