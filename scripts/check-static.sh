@@ -13,11 +13,11 @@
 #      documented in its example env file and in the root .env.example
 #   3. caddy validate on the Caddyfile with the caddy service environment of
 #      each compose file (ACME mode from production, internal-TLS mode from
-#      development) and the stack-test setting (unprivileged ports, two
-#      upstreams), with Debian's caddy and with the Caddy release of the
+#      development) and the stack-test setting (unprivileged ports, its own
+#      DNS server for the api name), with Debian's caddy and with the Caddy release of the
 #      production image; an unknown TLS_MODE must be rejected; caddy fmt clean;
 #      the adapted JSON has the edge's essentials (headers, /metrics 404,
-#      health checks, body cap, JSON access log)
+#      dynamic upstreams, passive health checks, body cap, JSON access log)
 #   4. shellcheck on scripts/**/*.sh (bench scripts included) and .ci/run
 #
 # Installs what is missing: caddy and shellcheck from Debian (apt-get, as
@@ -369,27 +369,30 @@ need(any(h.get("max_size") == 10_000_000 for h in by.get("request_body", [])), "
 need(any(set(h.get("encodings", {})) == {"zstd", "gzip"} for h in by.get("encode", [])), "zstd and gzip compression")
 need(any(h.get("status_code") in (404, "404") for h in by.get("static_response", [])) and '"/metrics"' in text, "/metrics answered 404")
 rp = by.get("reverse_proxy", [{}])[0]
-active = rp.get("health_checks", {}).get("active", {})
-need(active.get("uri") == "/healthz", "active health checks on /healthz")
+dyn = rp.get("dynamic_upstreams", {})
+need(dyn.get("source") == "a" and dyn.get("name") and dyn.get("port") and 0 < dyn.get("refresh", 0) <= 2_000_000_000,
+     "every api replica: dynamic A upstreams on the service name, refreshed within 2 s")
+need(not rp.get("upstreams"), "no static upstream (it would be a single one)")
 need(rp.get("health_checks", {}).get("passive"), "passive health checks")
 need(rp.get("load_balancing", {}).get("try_duration", 0) >= 30_000_000_000, "lb_try_duration >= 30s")
 need(rp.get("load_balancing", {}).get("try_interval"), "lb_try_interval")
 logs = cfg.get("logging", {}).get("logs", {})
 need(any(l.get("encoder", {}).get("format") == "json" for l in logs.values()), "JSON access log")
 need(cfg.get("admin", {}).get("disabled") or str(cfg.get("admin", {}).get("listen", "")).startswith(("localhost:", "127.0.0.1:")), "admin API off or on loopback")
-ups = [u["dial"] for u in rp.get("upstreams", [])]
 for p in problems:
     print("missing:", p)
-print("upstreams:", " ".join(ups), "| listeners:", json.dumps({k: v.get("listen") for k, v in cfg["apps"]["http"]["servers"].items()}))
+print("upstreams: dynamic", dyn.get("source"), f"{dyn.get('name')}:{dyn.get('port')}", dyn.get("resolver", {}).get("addresses", ""), "| listeners:", json.dumps({k: v.get("listen") for k, v in cfg["apps"]["http"]["servers"].items()}))
 sys.exit(1 if problems else 0)
 PY
 }
 
 caddy_env "$WORK/compose.prod.compose.json" >"$WORK/caddy-prod.env" || true
 caddy_env "$WORK/compose.dev.compose.json" >"$WORK/caddy-dev.env" || true
-# The stack test: Caddy as a plain process, unprivileged ports, two api processes.
+# The stack test: Caddy as a plain process, unprivileged ports, the api
+# replicas' name answered by the test's own DNS server.
 printf '%s\n' DOMAIN=localhost TLS_MODE=internal HTTP_PORT=8080 HTTPS_PORT=8443 \
-  'API_UPSTREAMS=127.0.0.1:8001 127.0.0.1:8002' CADDY_ADMIN=localhost:2999 >"$WORK/caddy-stack.env"
+  API_UPSTREAM_NAME=api API_UPSTREAM_PORT=18000 'API_UPSTREAM_DNS=resolvers 127.0.0.1:15353' \
+  CADDY_ADMIN=localhost:2999 >"$WORK/caddy-stack.env"
 echo "production caddy env: $(tr '\n' ' ' <"$WORK/caddy-prod.env")"
 echo "development caddy env: $(tr '\n' ' ' <"$WORK/caddy-dev.env")"
 echo "stack-test caddy env: $(tr '\n' ' ' <"$WORK/caddy-stack.env")"
@@ -398,12 +401,12 @@ for bin in caddy "$CADDY_PROD"; do
   ver="$("$bin" version | cut -d' ' -f1)"
   check "caddy $ver validate: production env (ACME mode)" caddy_validate "$bin" "$WORK/caddy-prod.env"
   check "caddy $ver validate: development env (tls internal)" caddy_validate "$bin" "$WORK/caddy-dev.env"
-  check "caddy $ver validate: stack-test env (internal, ports 8080/8443, two upstreams)" caddy_validate "$bin" "$WORK/caddy-stack.env"
+  check "caddy $ver validate: stack-test env (internal, ports 8080/8443, own DNS server)" caddy_validate "$bin" "$WORK/caddy-stack.env"
   check "caddy $ver: unknown TLS_MODE is rejected" caddy_rejects_unknown_mode "$bin"
 done
 check "caddy adapt (production env): headers, body cap, compression, /metrics 404, health checks, retries, JSON log, admin" \
   caddy_essentials caddy "$WORK/caddy-prod.env"
-check "caddy adapt (stack-test env): the same, two upstreams and unprivileged ports" \
+check "caddy adapt (stack-test env): the same, own DNS server and unprivileged ports" \
   caddy_essentials caddy "$WORK/caddy-stack.env"
 check "caddy fmt: Caddyfile is formatted" sh -c 'caddy fmt Caddyfile | diff -u Caddyfile -'
 

@@ -34,6 +34,9 @@
 # SKIP_BACKUP=1, SKIP_MIGRATIONS=1 (rollback.sh sets it: older binaries must not
 # run migrations), CADDY_RELOAD=0 to skip the Caddy reload.
 #
+# Refuses at once (exit 1, nothing changed) when the engine is older than
+# Docker Engine 25, which compose/compose.prod.yml needs.
+#
 # Exit codes: 0 deployed; 1 failed (rolled back when possible); 2 usage;
 # 75 another deploy holds the lock.
 set -euo pipefail
@@ -48,6 +51,8 @@ usage() { echo "usage: $0 TAG" >&2; exit 2; }
 TAG="$1"
 valid_tag "$TAG" || { echo "invalid tag: '$TAG'" >&2; exit 2; }
 cd "$APP_DIR"
+# Before anything changes: an engine the compose file cannot run on.
+require_docker_engine
 
 ms_now() { date +%s%3N; }
 T0="$(ms_now)"
@@ -126,7 +131,11 @@ rollout_api() {
     fi
   done
   if (( ${#news[@]} == 0 )); then
-    log "api: no new container appeared"
+    # Created but not running: a release that exits at start sits between
+    # two restarts of its restart policy. It must not keep crash-looping
+    # next to the old one.
+    log "api: no new container is running"
+    remove_new_api "${olds[@]}"
     return 1
   fi
   for id in "${news[@]}"; do
@@ -150,10 +159,14 @@ rollout_api() {
   return 0
 }
 
-# remove_new_api OLD_IDS...: stop and remove every running api container that
-# is not one of OLD_IDS. The old containers are never touched.
+# remove_new_api OLD_IDS...: stop and remove every api container that is not
+# one of OLD_IDS. The old containers are never touched. A container caught
+# between two restarts of its restart policy may refuse the first removal
+# (seen with a release that exits at start): it is tried again until gone,
+# and one still there after that is reported, since it would keep
+# crash-looping next to the old release.
 remove_new_api() {
-  local id
+  local id try left=()
   while read -r id; do
     [[ -n "$id" ]] || continue
     if (( $# > 0 )) && printf '%s\n' "$@" | grep -qxF -- "$id"; then
@@ -161,8 +174,17 @@ remove_new_api() {
     fi
     log "api: removing new container ${id:0:12}"
     docker stop --time 10 "$id" >/dev/null 2>&1 || true
-    docker rm -f "$id" >/dev/null 2>&1 || true
+    for ((try = 1; try <= 10; try++)); do
+      docker rm -f "$id" >/dev/null 2>&1 || true
+      docker inspect "$id" >/dev/null 2>&1 || break
+      sleep 1
+    done
+    if docker inspect "$id" >/dev/null 2>&1; then left+=("$id"); fi
   done < <(dc ps -a -q api 2>/dev/null || true)
+  if (( ${#left[@]} > 0 )); then
+    log "api: could not remove ${left[*]}; remove it by hand (docker rm -f)"
+    return 1
+  fi
 }
 
 rollout_worker() {

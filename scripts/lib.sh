@@ -80,6 +80,26 @@ export_compose_env() {
   done
 }
 
+# compose/compose.prod.yml needs Docker Engine 25 or newer (its healthchecks
+# use start_interval; older engines, or Compose against them, refuse it).
+MIN_DOCKER_ENGINE=25
+
+# require_docker_engine: dies with what to do unless the engine that `docker`
+# talks to is Docker Engine MIN_DOCKER_ENGINE or newer. DOCKER_ENGINE_CHECK=0
+# skips it (scripts/container-test.sh on podman, with a compose file made
+# for podman).
+require_docker_engine() {
+  [[ "$(env_get DOCKER_ENGINE_CHECK 1)" != 0 ]] || return 0
+  local version
+  version="$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
+  if [[ -z "$version" ]]; then
+    die "no Docker Engine answers ('docker version' failed): start it (systemctl start docker) or check DOCKER_HOST"
+  fi
+  if [[ ! "${version%%.*}" =~ ^[0-9]+$ ]] || ((${version%%.*} < MIN_DOCKER_ENGINE)); then
+    die "Docker Engine $version is too old: compose/compose.prod.yml needs Docker Engine $MIN_DOCKER_ENGINE or newer (healthcheck start_interval). Upgrade it (setup-server.sh --docker official installs the current release) before deploying."
+  fi
+}
+
 valid_tag() {
   [[ "$1" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]
 }

@@ -16,6 +16,10 @@
 #   --ssh-port N         SSH port to allow in the firewall (default 22)
 #   --no-firewall        leave the firewall alone
 #
+# Docker Engine 25 or newer is required (compose/compose.prod.yml uses
+# healthcheck start_interval): the script stops with what to do when the
+# engine is older, e.g. Debian 12's own docker.io (20.10).
+#
 # What it does: installs Docker (unless `docker compose` already works), curl,
 # rsync, ufw; creates the deploy user in the docker group with the given
 # authorized key; creates APP_DIR owned by that user and APP_DIR/backups
@@ -109,6 +113,13 @@ else
   esac
   docker compose version >/dev/null 2>&1 || die "docker compose v2 is not available after the install (on Debian 12 use --docker official)"
 fi
+# compose/compose.prod.yml needs Docker Engine 25 or newer (healthcheck
+# start_interval); Debian 12's docker.io is 20.10.
+engine="$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
+if [[ ! "${engine%%.*}" =~ ^[0-9]+$ ]] || ((${engine%%.*} < 25)); then
+  die "Docker Engine ${engine:-(not running)} found; the production stack needs Docker Engine 25 or newer. Remove the old packages and run again with --docker official (Docker's repository), or upgrade the distribution's docker.io"
+fi
+log "Docker Engine $engine (25 or newer needed)"
 if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
   systemctl enable --now docker >/dev/null
 fi

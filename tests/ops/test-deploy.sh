@@ -3,6 +3,11 @@
 # (tests/ops/fakes/docker) placed first on PATH. Each case builds a fresh
 # server layout (APP_DIR with compose/, scripts/, .env, current-tag,
 # deploy-history) where v1 is running, then checks the call log.
+# The stand-in covers what a real engine cannot show quickly (the order of
+# every call, races on the lock, failures injected at each stage); the same
+# scripts run against real containers in scripts/container-test.sh (a deploy,
+# a release that never becomes healthy rolled back with the old containers
+# untouched, a rollback, each with 0 failed requests through Caddy).
 set -uo pipefail
 TEST_GROUP=deploy
 # shellcheck source=tests/ops/lib.sh
@@ -275,6 +280,44 @@ case_12_standalone_backup_uses_the_running_tag() {
   : >"$LOGF"
   "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1 || { cat "$T/out"; failf "deploy v2"; }
   assert_file_contains "$LOGF" "EVENT backup v1"
+}
+
+case_14_a_new_api_that_refuses_removal_is_removed_on_a_later_try() {
+  setup_app
+  FAKE_UNHEALTHY_TAGS=v2 FAKE_RM_REFUSALS=2 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
+  local rc=$?
+  cat "$T/out"
+  assert_ne "$rc" 0 "deploy exit code"
+  assert_eq "$(grep -c 'EVENT rm-refused api-2-v2' "$LOGF")" 2 "refused removals"
+  assert_order "$LOGF" "EVENT rm-refused api-2-v2" "EVENT rm api-2-v2"
+  assert_eq "$(running)" "api-1-v1 caddy-1-stock worker-1-v1 " "running containers"
+  assert_file_lacks "$STATE/containers" "api-2-v2"
+  assert_file_contains "$T/out" "ROLLED BACK to v1"
+}
+
+case_15_a_new_api_that_exits_at_start_is_removed() {
+  setup_app
+  FAKE_EXIT_AT_START_TAGS=v2 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
+  local rc=$?
+  cat "$T/out"
+  assert_ne "$rc" 0 "deploy exit code"
+  assert_file_contains "$T/out" "no new container is running"
+  assert_file_contains "$LOGF" "EVENT rm api-2-v2"
+  assert_file_lacks "$STATE/containers" "v2"
+  assert_eq "$(running)" "api-1-v1 caddy-1-stock worker-1-v1 " "running containers"
+  assert_file_contains "$T/out" "ROLLED BACK to v1"
+}
+
+case_13_refuses_an_engine_older_than_25_before_changing_anything() {
+  setup_app
+  FAKE_ENGINE_VERSION=24.0.7 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
+  local rc=$?
+  cat "$T/out"
+  assert_eq "$rc" 1 "deploy exit code"
+  assert_file_contains "$T/out" "Docker Engine 24.0.7 is too old: compose/compose.prod.yml needs Docker Engine 25 or newer"
+  assert_file_lacks "$LOGF" "EVENT"
+  assert_eq "$(cat "$APP/current-tag")" v1 "current tag"
+  assert_eq "$(last_history)" "v1	ok" "history untouched"
 }
 
 run_cases "$@"

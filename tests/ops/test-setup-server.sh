@@ -36,4 +36,33 @@ case_refuses_a_relative_app_dir() {
   [[ "$out" == *"--app-dir must be absolute"* ]] || failf "unexpected message"
 }
 
+case_refuses_a_docker_engine_older_than_25() {
+  [[ "$(id -u)" == 0 ]] || skip "needs root to reach the Docker check"
+  # Everything before the Docker step must already be installed, or the case
+  # would install packages: skip rather than change the machine.
+  local p
+  for p in ca-certificates curl rsync util-linux openssh-server; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || skip "$p is not installed"
+  done
+  local T bin out rc
+  T="$(mk_tmp)"
+  bin="$T/bin"
+  mkdir -p "$bin"
+  # A docker whose compose plugin works but whose engine is 24.
+  printf '#!/bin/sh
+case "$*" in
+  "compose version"*) echo "Docker Compose version v2.29.1" ;;
+  *Server.Version*) echo 24.0.7 ;;
+  *) exit 1 ;;
+esac
+' >"$bin/docker"
+  chmod +x "$bin/docker"
+  out="$(PATH="$bin:$PATH" "$REPO_ROOT/scripts/setup-server.sh" --authorized-key 'ssh-ed25519 AAAAC3Nza test' --user ops-test-nobody --no-firewall 2>&1)"
+  rc=$?
+  echo "$out"
+  assert_ne "$rc" 0 "exit code"
+  [[ "$out" == *"Docker Engine 24.0.7 found; the production stack needs Docker Engine 25 or newer"* ]] || failf "unexpected message"
+  ! id ops-test-nobody >/dev/null 2>&1 || failf "the user was created before the check"
+}
+
 run_cases "$@"

@@ -77,6 +77,38 @@ fn dotenv_in_the_working_directory_is_read() {
     assert!(stdout.contains("From Dotenv"), "{stdout}");
 }
 
+/// `cp .env.example .env` (README, compose.dev.yml) and the server's .env made
+/// from compose/.env.example: the binaries read them as Compose does,
+/// unquoted values with spaces included.
+#[test]
+fn the_example_env_files_work_as_shipped() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for example in [".env.example", "compose/.env.example"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(root.join(example), dir.path().join(".env")).unwrap();
+        // Production secrets come from files, never from .env.
+        let output = api(dir.path())
+            .args(["config", "check"])
+            .env("SECRET_KEY", SECRET_KEY)
+            .env("FIRST_SUPERUSER_PASSWORD", "a-real-password")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{example}: {}{stdout}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("Full Stack FastAPI Project"), "{example}: {stdout}");
+    }
+}
+
+#[test]
+fn a_dotenv_line_compose_would_refuse_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "PROJECT_NAME=ok\nMY KEY=1\n").unwrap();
+    let output = api(dir.path()).args(["config", "check"]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains(".env") && stderr.contains("line 2: key cannot contain a space"), "{stderr}");
+}
+
 #[tokio::test]
 async fn migrate_then_healthcheck_against_a_running_api() {
     let db = TestDb::new(Backend::Sqlite).await;

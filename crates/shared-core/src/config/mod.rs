@@ -1,6 +1,7 @@
 //! One typed settings struct, read once at start from the environment (and
 //! `./.env`), validated as a whole.
 
+mod dotenv;
 mod reader;
 mod secret;
 pub mod vars;
@@ -165,15 +166,15 @@ impl Settings {
     pub fn from_env(binary: ReadBy) -> Result<Loaded, ConfigError> {
         // Only ./.env, not a parent directory's: a file two levels up must not
         // configure a production process by surprise.
-        let dotenv = match dotenvy::from_path(".env") {
-            Ok(_) => Ok(()),
-            Err(err) if err.not_found() => Ok(()),
-            Err(err) => Err(ConfigError {
-                problems: vec![ConfigProblem { var: ".env".into(), message: format!("cannot be read: {err}") }],
-            }),
-        };
-        dotenv?;
-        Self::from_map(binary, &std::env::vars().collect())
+        let process: HashMap<String, String> = std::env::vars().collect();
+        let lookup = |name: &str| process.get(name).cloned();
+        let mut env = dotenv::read(std::path::Path::new(".env"), &lookup)
+            .map_err(|message| ConfigError {
+                problems: vec![ConfigProblem { var: ".env".into(), message: format!("cannot be read: {message}") }],
+            })?
+            .unwrap_or_default();
+        env.extend(process);
+        Self::from_map(binary, &env)
     }
 
     /// Reads settings from `env` for `binary`: the weak-secret rule applies
