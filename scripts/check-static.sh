@@ -429,7 +429,7 @@ if [[ -f .ci/run ]]; then
     printf '      advisory (style/info) for .ci/run:\n%s\n' "$(printf '%s\n' "$notes" | sed 's/^/        /')"
   fi
 fi
-check "python3 compiles scripts/compose-interpolate.py and scripts/bench/jobs_client.py" "$PY" -m py_compile scripts/compose-interpolate.py scripts/bench/jobs_client.py
+check "python3 compiles scripts/*.py and scripts/bench/jobs_client.py" "$PY" -m py_compile scripts/*.py scripts/bench/jobs_client.py
 
 # ---------------------------------------------------------------------------
 section "summary"

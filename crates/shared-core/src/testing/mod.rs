@@ -1,6 +1,6 @@
 //! Test support (feature `test-support`, and this crate's own tests): a tiny
 //! real SMTP server, [`SmtpCatcher`], that records what a [`crate::email::Mailer`]
-//! sends to it.
+//! sends to it; and [`python`], the virtualenv of the Python tools the tests call.
 //!
 //! ```ignore
 //! let catcher = SmtpCatcher::start().await;
@@ -15,6 +15,8 @@
 //! `quoted-printable` or `base64`), so read the HTML back with
 //! [`CaughtMessage::html_body`], which decodes either, and the headers with
 //! [`CaughtMessage::header`].
+
+pub mod python;
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
