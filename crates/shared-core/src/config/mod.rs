@@ -224,15 +224,21 @@ impl Settings {
             })
             .collect();
 
+        // A local api runs with admin/changethis and the private routes:
+        // reachable from this machine only, unless LISTEN_ADDR says otherwise
+        // (the images and compose files set 0.0.0.0:8000).
+        let listen_host = if local { [127, 0, 0, 1] } else { [0, 0, 0, 0] };
         let http = HttpSettings {
-            listen_addr: r.parse("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8000)), "an address like 0.0.0.0:8000"),
+            listen_addr: r.parse("LISTEN_ADDR", SocketAddr::from((listen_host, 8000)), "an address like 0.0.0.0:8000"),
             request_timeout: Duration::from_secs(r.positive("REQUEST_TIMEOUT_SECONDS", 30)),
             max_body_bytes: r.positive("MAX_BODY_BYTES", 1024 * 1024) as usize,
             trusted_proxies,
             cors_origins,
         };
+        // Distinct ports, so an api and a worker run side by side on one host.
+        let metrics_port = if binary == ReadBy::Worker { 9101 } else { 9100 };
         let metrics_addr =
-            r.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)), "an address like 127.0.0.1:9100");
+            r.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], metrics_port)), "an address like 127.0.0.1:9100");
 
         let log_level = r.string("LOG_LEVEL", "info");
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {

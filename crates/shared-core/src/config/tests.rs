@@ -15,7 +15,7 @@ fn local_defaults_need_nothing() {
     let s = loaded.settings;
     assert_eq!(s.environment, Environment::Local);
     assert_eq!(s.database.url.expose(), "sqlite:./data/app.db");
-    assert_eq!(s.http.listen_addr.to_string(), "0.0.0.0:8000");
+    assert_eq!(s.http.listen_addr.to_string(), "127.0.0.1:8000", "local listens on loopback");
     assert_eq!(s.metrics_addr.to_string(), "127.0.0.1:9100");
     assert_eq!(s.log_format, LogFormat::Pretty);
     assert!(s.migrate_on_start);
@@ -23,6 +23,20 @@ fn local_defaults_need_nothing() {
     assert_eq!(s.secret_key.expose().len(), 64, "a random key is generated");
     assert!(loaded.warnings.iter().any(|w| w.contains("SECRET_KEY is unset")));
     assert!(loaded.warnings.iter().any(|w| w.starts_with("FIRST_SUPERUSER_PASSWORD")));
+}
+
+#[test]
+fn listen_and_metrics_defaults_follow_the_environment_and_the_binary() {
+    let production =
+        env(&[("ENVIRONMENT", "production"), ("SECRET_KEY", STRONG), ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough")]);
+    let api = Settings::from_map(ReadBy::Api, &production).unwrap().settings;
+    assert_eq!(api.http.listen_addr.to_string(), "0.0.0.0:8000", "outside local the api listens on every interface");
+    assert_eq!(api.metrics_addr.to_string(), "127.0.0.1:9100");
+    // The README's api and worker side by side on one machine: no shared port.
+    let worker = Settings::from_map(ReadBy::Worker, &env(&[])).unwrap().settings;
+    assert_eq!(worker.metrics_addr.to_string(), "127.0.0.1:9101");
+    let set = Settings::from_map(ReadBy::Api, &env(&[("LISTEN_ADDR", "0.0.0.0:8000")])).unwrap().settings;
+    assert_eq!(set.http.listen_addr.to_string(), "0.0.0.0:8000", "an explicit LISTEN_ADDR wins in local");
 }
 
 #[test]
