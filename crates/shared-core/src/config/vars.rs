@@ -20,6 +20,12 @@ pub struct Var {
     pub help: &'static str,
 }
 
+impl Var {
+    pub fn is_read_by(&self, binary: ReadBy) -> bool {
+        self.read_by == ReadBy::Both || self.read_by == binary
+    }
+}
+
 const fn var(name: &'static str, default: &'static str, read_by: ReadBy, help: &'static str) -> Var {
     Var { name, default, secret: false, read_by, help }
 }
@@ -59,7 +65,7 @@ pub const VARS: &[Var] = &[
     var("MIGRATE_ON_START", "true", Api, "apply migrations before listening; false only verifies them"),
     var("SHUTDOWN_GRACE_SECONDS", "30", Both, "how long SIGTERM waits for in-flight work"),
     var("FIRST_SUPERUSER", "admin@example.com", Api, "superuser created at start when missing"),
-    secret("FIRST_SUPERUSER_PASSWORD", "changethis", Api, "its password; must be changed outside local"),
+    secret("FIRST_SUPERUSER_PASSWORD", "changethis", Api, "its password; outside local at least 8 characters"),
     var("SMTP_HOST", "", Both, "email is on when SMTP_HOST and EMAILS_FROM_EMAIL are set"),
     var("SMTP_PORT", "587", Both, "SMTP port"),
     var("SMTP_TLS", "true", Both, "STARTTLS"),
@@ -89,7 +95,7 @@ pub fn find(name: &str) -> Option<&'static Var> {
 pub fn help_text(binary: ReadBy) -> String {
     let mut out =
         String::from("Environment variables (also read from ./.env; a secret may instead be given as <NAME>_FILE):\n");
-    for v in VARS.iter().filter(|v| v.read_by == Both || v.read_by == binary) {
+    for v in VARS.iter().filter(|v| v.is_read_by(binary)) {
         let default = if v.default.is_empty() { "unset" } else { v.default };
         let secret = if v.secret { ", secret" } else { "" };
         out.push_str(&format!("  {:<33} {} [default: {default}{secret}]\n", v.name, v.help));
