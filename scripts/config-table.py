@@ -32,7 +32,7 @@ REQUIRED = {
 
 # Appended to the help text of vars.rs.
 NOTES = {
-    "ENVIRONMENT": "`local` enables the `private` routes and pretty logs; see Validation",
+    "ENVIRONMENT": "`local` enables the `private` routes, pretty logs on a terminal and the loopback `LISTEN_ADDR`; see Validation",
     "SECRET_KEY": "changing it invalidates every issued token",
     "DATABASE_URL": "e.g. `sqlite:./data/app.db`, `sqlite:///data/app.db` (absolute), `sqlite:/path/app.db?mode=ro` (read-only), `postgresql://user:pass@host:5432/db`",
     "POSTGRES_PASSWORD": "inserted into the URL as is (not percent-encoded)",

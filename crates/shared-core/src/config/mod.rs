@@ -40,6 +40,19 @@ impl Environment {
 pub enum LogFormat {
     Json,
     Pretty,
+    /// LOG_FORMAT unset in local: pretty when the logs go to a terminal,
+    /// JSON when they go to a file, a pipe or a container's log driver.
+    PrettyOnTerminal,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Pretty => "pretty",
+            Self::PrettyOnTerminal => "pretty on a terminal, else json",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -250,7 +263,7 @@ impl Settings {
             r.problem("LOG_LEVEL", format!("`{log_level}` is not a tracing filter; use e.g. info or info,sqlx=warn"));
         }
         let log_format = match r.optional("LOG_FORMAT").map(|v| v.to_ascii_lowercase()).as_deref() {
-            None if local => LogFormat::Pretty,
+            None if local => LogFormat::PrettyOnTerminal,
             None => LogFormat::Json,
             Some("json") => LogFormat::Json,
             Some("pretty" | "text") => LogFormat::Pretty,
@@ -340,7 +353,7 @@ impl Settings {
             ("LISTEN_ADDR", self.http.listen_addr.to_string()),
             ("METRICS_ADDR", self.metrics_addr.to_string()),
             ("LOG_LEVEL", self.log_level.clone()),
-            ("LOG_FORMAT", format!("{:?}", self.log_format).to_ascii_lowercase()),
+            ("LOG_FORMAT", self.log_format.as_str().to_owned()),
             ("REQUEST_TIMEOUT_SECONDS", secs(self.http.request_timeout)),
             ("MAX_BODY_BYTES", self.http.max_body_bytes.to_string()),
             (

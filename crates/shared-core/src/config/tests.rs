@@ -17,7 +17,7 @@ fn local_defaults_need_nothing() {
     assert_eq!(s.database.url.expose(), "sqlite:./data/app.db");
     assert_eq!(s.http.listen_addr.to_string(), "127.0.0.1:8000", "local listens on loopback");
     assert_eq!(s.metrics_addr.to_string(), "127.0.0.1:9100");
-    assert_eq!(s.log_format, LogFormat::Pretty);
+    assert_eq!(s.log_format, LogFormat::PrettyOnTerminal);
     assert!(s.migrate_on_start);
     assert!(!s.email_enabled());
     assert_eq!(s.secret_key.expose().len(), 64, "a random key is generated");

@@ -58,7 +58,7 @@ pub const VARS: &[Var] = &[
     var("LISTEN_ADDR", "127.0.0.1:8000 in local, 0.0.0.0:8000 elsewhere", Api, "public HTTP listener"),
     var("METRICS_ADDR", "api 127.0.0.1:9100, worker 127.0.0.1:9101", Both, "Prometheus /metrics listener, private"),
     var("LOG_LEVEL", "info", Both, "tracing filter, e.g. `info` or `info,sqlx=warn`"),
-    var("LOG_FORMAT", "pretty in local, json elsewhere", Both, "json or pretty"),
+    var("LOG_FORMAT", "local: pretty on a terminal, else json", Both, "json or pretty (no colours off a terminal)"),
     var("REQUEST_TIMEOUT_SECONDS", "30", Api, "a request running longer is answered 408"),
     var("MAX_BODY_BYTES", "1048576", Api, "larger request bodies are answered 413"),
     var("TRUSTED_PROXIES", "", Api, "comma-separated IPs or CIDRs whose X-Forwarded-For is believed"),
