@@ -22,6 +22,7 @@ common::on_both_backends!(in_flight_request_completes_during_the_drain, incomple
 struct ApiProcess {
     child: Child,
     port: u16,
+    metrics_port: u16,
     log: PathBuf,
 }
 
@@ -29,10 +30,10 @@ impl ApiProcess {
     /// Starts the binary in a clean environment on `db` and waits for
     /// `/readyz` to answer 200.
     async fn start(db: &TestDb, grace_seconds: u64) -> Self {
-        let port = free_port();
+        let (port, metrics_port) = (free_port(), free_port());
         let env = common::test_env(db, |env| {
             env.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
-            env.insert("METRICS_ADDR".into(), "127.0.0.1:0".into());
+            env.insert("METRICS_ADDR".into(), format!("127.0.0.1:{metrics_port}"));
             env.insert("SHUTDOWN_GRACE_SECONDS".into(), grace_seconds.to_string());
             env.insert("RATE_LIMIT_PER_MINUTE".into(), "100000".into());
             env.insert("LOG_LEVEL".into(), "info".into());
@@ -50,7 +51,7 @@ impl ApiProcess {
             .stderr(log_file)
             .spawn()
             .unwrap();
-        let mut api = Self { child, port, log };
+        let mut api = Self { child, port, metrics_port, log };
         api.wait_until_ready().await;
         api
     }
@@ -80,6 +81,27 @@ impl ApiProcess {
     fn sigterm(&self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits until the api serves `n` requests at once (its in-flight gauge):
+    /// a request still in the listen backlog is not in flight yet.
+    async fn wait_for_in_flight(&self, n: u64) {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let in_flight = || async {
+            let Ok(response) = reqwest::get(&url).await else { return false };
+            let text = response.text().await.unwrap_or_default();
+            text.lines()
+                .find_map(|line| line.strip_prefix("http_requests_in_flight "))
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .is_some_and(|value| value >= n as f64)
+        };
+        common::wait_until(&format!("{n} request(s) in flight"), Duration::from_secs(10), in_flight).await;
+    }
+
+    /// Waits until the api has logged that SIGTERM began the drain.
+    async fn wait_for_drain(&self) {
+        let draining = || async { self.log().contains("shutdown requested; draining") };
+        common::wait_until("the api acknowledged SIGTERM", Duration::from_secs(10), draining).await;
     }
 
     /// Polls for the exit for up to `limit`; returns the status and how long it took.
@@ -124,18 +146,16 @@ fn signup_request(port: u16, email: &str) -> (String, String) {
 }
 
 /// Opens a connection and sends the request head and the first half of the
-/// body; the server now has a request in flight waiting for the rest.
-async fn start_slow_signup(port: u16, email: &str) -> (TcpStream, String) {
-    let (head, body) = signup_request(port, email);
+/// body; returns once the server has the request in flight, waiting for the rest.
+async fn start_slow_signup(api: &ApiProcess, email: &str) -> (TcpStream, String) {
+    let (head, body) = signup_request(api.port, email);
     let (first, rest) = body.split_at(body.len() / 2);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", api.port)).await.unwrap();
     stream.set_nodelay(true).unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(first.as_bytes()).await.unwrap();
     stream.flush().await.unwrap();
-    // Let the server accept the connection and route the request before the
-    // signal arrives (a connection still in the backlog is not in flight).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    api.wait_for_in_flight(1).await;
     (stream, rest.to_owned())
 }
 
@@ -197,10 +217,10 @@ async fn in_flight_request_completes_during_the_drain(backend: Backend) {
     let mut api = ApiProcess::start(&db, 10).await;
     let email = format!("slow-{}@example.com", uuid::Uuid::new_v4().simple());
 
-    let (mut stream, rest) = start_slow_signup(api.port, &email).await;
+    let (mut stream, rest) = start_slow_signup(&api, &email).await;
     api.sigterm();
     let signalled = Instant::now();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    api.wait_for_drain().await;
     assert!(api.child.try_wait().unwrap().is_none(), "the api exited with a request in flight:\n{}", api.log());
 
     assert_new_connections_are_not_served(api.port).await;
@@ -235,7 +255,7 @@ async fn incomplete_request_is_cut_off_when_grace_ends(backend: Backend) {
     let mut api = ApiProcess::start(&db, 2).await;
     let email = format!("stalled-{}@example.com", uuid::Uuid::new_v4().simple());
 
-    let (mut stream, _rest) = start_slow_signup(api.port, &email).await;
+    let (mut stream, _rest) = start_slow_signup(&api, &email).await;
     api.sigterm();
     let (status, took) = api.wait_for_exit(Duration::from_millis(3500)).await;
     assert!(status.success(), "exit status {status}:\n{}", api.log());
