@@ -21,6 +21,8 @@
 #      the adapted JSON has the edge's essentials (headers, /metrics 404,
 #      health checks, body cap, JSON access log)
 #   4. shellcheck on scripts/**/*.sh (bench scripts included) and .ci/run
+#   5. scripts/check-docs.py: every path, link, variable, script flag and
+#      subcommand the docs name exists as written
 #
 # Installs what is missing: caddy and shellcheck from Debian (apt-get, as
 # root), and pinned PyPI packages in a private virtualenv under
@@ -430,6 +432,11 @@ if [[ -f .ci/run ]]; then
   fi
 fi
 check "python3 compiles scripts/*.py and scripts/bench/jobs_client.py" "$PY" -m py_compile scripts/*.py scripts/bench/jobs_client.py
+
+# ---------------------------------------------------------------------------
+section "docs"
+
+check "check-docs.py: what README.md, docs/ and compose/README.md name exists as written" "$PY" scripts/check-docs.py
 
 # ---------------------------------------------------------------------------
 section "summary"
