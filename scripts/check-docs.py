@@ -18,6 +18,8 @@ blocks and links):
              script named before it on the same line, or in the heading of
              its section (prose like "`--user` creates ..." under "setup-server.sh")
   commands   `api X` / `worker X`: X is a subcommand of that binary
+  metrics    a Prometheus metric name (`..._total`, `..._seconds`, ...) is
+             registered by the code (a "name" string in crates/*/src)
   compose    a `docker compose` line with compose.prod.yml passes --env-file
              (the file's project directory is compose/, so the server's
              /opt/app/.env is not found by default)
@@ -52,7 +54,7 @@ NOT_VARIABLES = {
 }
 
 problems = []
-checked = {"paths": 0, "links": 0, "variables": 0, "flags": 0, "commands": 0}
+checked = {"paths": 0, "links": 0, "variables": 0, "flags": 0, "commands": 0, "metrics": 0}
 
 
 def problem(where, message):
@@ -61,7 +63,7 @@ def problem(where, message):
 
 def tracked_files():
     try:
-        out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
         files = set(out.splitlines())
     except (OSError, subprocess.CalledProcessError):
         files = set()
@@ -175,6 +177,10 @@ def subcommands(main_rs):
 
 
 COMMANDS = {"api": subcommands("crates/api/src/main.rs"), "worker": subcommands("crates/worker/src/main.rs")}
+METRIC = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+_(?:total|seconds|in_flight|depth|connections)$")  # namespace_name_unit
+RUST_SOURCE = "\n".join(
+    (ROOT / f).read_text(encoding="utf-8") for f in FILES if f.startswith("crates/") and "/src/" in f and f.endswith(".rs")
+)
 
 
 def script_of(token):
@@ -217,6 +223,10 @@ def check_words(where, text, context_script):
             checked["flags"] += 1
             if flag.group(1) not in (ROOT / owner).read_text(encoding="utf-8"):
                 problem(where, f"{owner} has no flag {flag.group(1)}")
+    if len(words) == 1 and METRIC.match(words[0]):
+        checked["metrics"] += 1
+        if f'"{words[0]}"' not in RUST_SOURCE:
+            problem(where, f"metric {words[0]} is not registered anywhere in crates/*/src")
     if len(words) >= 2 and words[0] in COMMANDS and re.fullmatch(r"[a-z][a-z-]*", words[1]):
         checked["commands"] += 1
         if words[1] not in COMMANDS[words[0]]:
