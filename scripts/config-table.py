@@ -32,13 +32,13 @@ REQUIRED = {
 
 # Appended to the help text of vars.rs.
 NOTES = {
-    "ENVIRONMENT": "`local` enables the `private` routes and pretty logs; see Validation",
+    "ENVIRONMENT": "`local` enables the `private` routes, pretty logs on a terminal and the loopback `LISTEN_ADDR`; see Validation",
     "SECRET_KEY": "changing it invalidates every issued token",
     "DATABASE_URL": "e.g. `sqlite:./data/app.db`, `sqlite:///data/app.db` (absolute), `sqlite:/path/app.db?mode=ro` (read-only), `postgresql://user:pass@host:5432/db`",
-    "POSTGRES_PASSWORD": "inserted into the URL as is (not percent-encoded)",
+    "POSTGRES_PASSWORD": "percent-encoded into the URL, so any character is safe",
     "REDIS_URL": "secret because the URL may hold a password",
-    "METRICS_ADDR": "the container images set `0.0.0.0:9100` (reachable on the compose networks only)",
-    "LISTEN_ADDR": "`api healthcheck` probes `/healthz` on this port over loopback",
+    "METRICS_ADDR": "distinct defaults so both run on one host; the container images and compose files set `0.0.0.0:9100` in each container (reachable on the compose networks only)",
+    "LISTEN_ADDR": "loopback in local, which runs with the default superuser password and the private routes; the container images and compose files set `0.0.0.0:8000`; `api healthcheck` probes `/healthz` on this port over loopback",
     "TRUSTED_PROXIES": "production compose sets it to the Caddy network (`EDGE_SUBNET`)",
     "MIGRATE_ON_START": "production compose sets `false`: `deploy.sh` runs `api migrate` once before the rollout",
     "SHUTDOWN_GRACE_SECONDS": "keep it below the container's stop timeout (compose: 40 s)",

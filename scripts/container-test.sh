@@ -490,7 +490,7 @@ prod_run() {
     echo "API_REPLICAS=2"
     echo "# one client sends all the load"
     echo "RATE_LIMIT_PER_MINUTE=1000000"
-    echo "LOGIN_RATE_LIMIT_PER_MINUTE=1000"
+    echo "LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE=1000"
     echo "# deploy.sh's public check: this host's Caddy, its internal CA"
     echo "HEALTH_URL=https://localhost:$https/readyz"
     echo "HEALTH_CACERT=$T/$run/ca.crt"

@@ -2,7 +2,7 @@
 # Shared helpers for the server-side scripts (deploy.sh, rollback.sh, backup.sh,
 # restore.sh, health-check.sh). Sourced, never executed.
 #
-# Layout on the server (see SPEC.md): APP_DIR (default: the parent of this
+# Layout on the server (see compose/README.md): APP_DIR (default: the parent of this
 # scripts/ directory, /opt/app in production) holds compose/compose.prod.yml,
 # Caddyfile, scripts/, .env, backups/, deploy-history and current-tag.
 #

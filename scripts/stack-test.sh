@@ -64,16 +64,24 @@ LOAD_RATE="${LOAD_RATE:-20}"
 SPREAD_REQUESTS="${SPREAD_REQUESTS:-200}"
 TOOLS_DIR="${STATIC_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/check-static}"
 VENV="$TOOLS_DIR/venv"
-# Seconds to let Caddy's active health check (health_interval 2s) see a
-# restarted api before the next one is stopped.
-HEALTH_SETTLE=3
-# Seconds an api stays down between its exit and its restart (a container
-# restart is not instant): longer than Caddy's health_interval, so the active
-# check marks it down and requests must be routed around it.
-DOWN_SECONDS="${RESTART_DOWN_SECONDS:-3}"
+# How long to wait for Caddy's active health check (health_interval 2s) to
+# see an api go down or come back, before that counts as a failure.
+HEALTH_WAIT=15
 
 log() { printf '%s [stack-test] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 die() { log "ERROR: $*" >&2; exit 1; }
+
+# wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds; 1 when
+# SECONDS pass first. The test waits on conditions, never for a fixed time.
+wait_for() {
+  local limit="$1" i
+  shift
+  for ((i = 0; i < limit * 10; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 # ---------------------------------------------------------------------------
 # temp dir, processes and cleanup
@@ -354,6 +362,24 @@ served_by() {
     | awk '/^http_requests_total\{/ && /health-check|\/api\/v1\/items\// { n += $NF } END { printf "%d", n }'
 }
 
+# load_answered_after N: every load stream has more than N answers in all.
+load_answered_after() {
+  local f
+  for f in "$T/$LOAD_TAG"-load-*.out; do
+    [[ -f "$f" && "$(wc -l <"$f")" -gt "$1" ]] || return 1
+  done
+}
+
+# fewest_load_answers: the smallest answer count of the load streams.
+fewest_load_answers() {
+  local f n min=""
+  for f in "$T/$LOAD_TAG"-load-*.out; do
+    n="$(wc -l <"$f" 2>/dev/null || echo 0)"
+    [[ -z "$min" || "$n" -lt "$min" ]] && min="$n"
+  done
+  echo "${min:-0}"
+}
+
 # ---------------------------------------------------------------------------
 # one run
 
@@ -362,12 +388,15 @@ start_api() { # N
   start_proc "api$n" "$T/$CURRENT_RUN-api$n.env" "$T/$CURRENT_RUN/cwd" "$API_BIN" serve
 }
 
-# restart_api N: SIGTERM, wait for the exit, start again, wait until ready
-# and until Caddy's active health check has had time to see it.
+# restart_api N: SIGTERM, wait for the exit; stay down until Caddy's active
+# health check has seen the api down (as a container restart that is not
+# instant: requests must be routed around it); start again, wait until
+# ready and until Caddy's check has seen it up before anything else stops.
 restart_api() {
   local n="$1" addr pid rc t0 t1 t2
   if [[ "$n" == 1 ]]; then addr="$API1_ADDR"; else addr="$API2_ADDR"; fi
   pid="${PID[api$n]}"
+  seen="$(caddy_log_lines)"
   t0=$(date +%s%3N)
   echo "$t0 SIGTERM api$n" >>"$T/$CURRENT_RUN-events"
   kill -TERM "$pid" 2>/dev/null || true
@@ -376,8 +405,11 @@ restart_api() {
   unset "PID[api$n]"
   t1=$(date +%s%3N)
   expect "api #$n: SIGTERM -> exit status" "$rc" 0 "$(tail -n 5 "$T/$CURRENT_RUN-api$n.log")"
-  sleep "$DOWN_SECONDS"
-  t1=$(date +%s%3N)
+  if ! wait_for "$HEALTH_WAIT" caddy_logged "$seen" "HTTP request failed" "127.0.0.1:$port"; then
+    fail "api #$n: Caddy's active health check did not see it down within ${HEALTH_WAIT}s" "$(tail -n 5 "$T/$CURRENT_RUN-caddy.log")"
+  fi
+  seen="$(caddy_log_lines)"
+  t2=$(date +%s%3N)
   start_api "$n"
   if wait_http "http://$addr:$API_PORT/readyz" 60 "${PID[api$n]}"; then
     t2=$(date +%s%3N)
@@ -386,7 +418,12 @@ restart_api() {
   else
     fail "api #$n: not ready within 60 s after the restart" "$(tail -n 20 "$T/$CURRENT_RUN-api$n.log")"
   fi
-  sleep "$HEALTH_SETTLE"
+  if wait_for "$HEALTH_WAIT" caddy_logged "$seen" "host is up" "127.0.0.1:$port"; then
+    t4=$(date +%s%3N)
+    pass "api #$n: back in Caddy's rotation $((t4 - t2)) ms after its restart"
+  else
+    fail "api #$n: Caddy's active health check did not see it up within ${HEALTH_WAIT}s" "$(tail -n 5 "$T/$CURRENT_RUN-caddy.log")"
+  fi
 }
 
 stack_run() { # RUN (postgres|sqlite)
@@ -546,10 +583,14 @@ print(" ".join(sorted(u["address"] for u in json.load(sys.stdin))))' 2>/dev/null
   printf 'zero-downtime restarts under load (%s GET streams x %s req/s, 1 POST stream x %s req/s):\n' \
     "$((LOAD_STREAMS * 2))" "$LOAD_RATE" "$(((LOAD_RATE + 3) / 4))"
   start_load "$run"
-  sleep 2
+  # Load flowing through both apis before the first restart, and still
+  # answered after the last one.
+  wait_for 30 load_answered_after 5 || fail "the load streams got no answers within 30 s"
   restart_api 1
   restart_api 2
-  sleep 2
+  local answered
+  answered="$(fewest_load_answers)"
+  wait_for 30 load_answered_after "$((answered + 5))" || fail "the load streams got no answers after the restarts"
   stop_load
   load_report "$run"
   local served1 served2

@@ -9,6 +9,15 @@ OPS_TESTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$OPS_TESTS_DIR/../.." && pwd)"
 # shellcheck disable=SC2034
 FAKES_DIR="$OPS_TESTS_DIR/fakes"
+# Where cargo puts the binaries: CARGO_TARGET_DIR (a relative one is taken
+# from the repository root, where the tests run cargo) or target/.
+case "${CARGO_TARGET_DIR:-}" in
+  "") CARGO_TARGET="$REPO_ROOT/target" ;;
+  /*) CARGO_TARGET="$CARGO_TARGET_DIR" ;;
+  *) CARGO_TARGET="$REPO_ROOT/$CARGO_TARGET_DIR" ;;
+esac
+# shellcheck disable=SC2034
+DEBUG_BIN_DIR="$CARGO_TARGET/debug"
 
 # Temp dirs made by mk_tmp are removed when the test file exits.
 OPS_TMP_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/ops-tests.XXXXXX")"

@@ -3,7 +3,7 @@
 # Postgres: the scripts run as on the server (APP_DIR with compose/, scripts/,
 # .env, current-tag) with tests/ops/fakes/docker-exec on PATH as `docker`,
 # which EXECUTES what they ask of the compose project here: `compose run
-# worker backup|restore` runs target/debug/worker on a temp data directory
+# worker backup|restore` runs the debug worker binary on a temp data directory
 # (the app-data volume), `compose exec postgres pg_dump|pg_restore|psql` runs
 # the local Postgres tools against a temp database, and stopping or starting
 # api and worker is only recorded.
@@ -20,9 +20,9 @@
 # a Postgres restore over the live database, with a client still connected,
 # must swap the backup in and keep the replaced database.
 #
-# Needs: target/debug/api and target/debug/worker (built with `cargo build
-# -p api -p worker` when missing, or API_BIN/WORKER_BIN), sqlite3 and the
-# Postgres client tools (installed with apt-get when root), and for the
+# Needs: the debug api and worker in $CARGO_TARGET_DIR (default target/),
+# built with `cargo build -p api -p worker` when missing (or API_BIN and
+# WORKER_BIN), sqlite3 and the Postgres client tools (installed with apt-get when root), and for the
 # Postgres cases a server at TEST_POSTGRES_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres) on which that role may CREATE
 # DATABASE, reachable without a password; without one they are skipped, visibly.
@@ -32,8 +32,8 @@ TEST_GROUP="backup-restore"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_ADMIN_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-API_BIN="${API_BIN:-$REPO_ROOT/target/debug/api}"
-WORKER_BIN="${WORKER_BIN:-$REPO_ROOT/target/debug/worker}"
+API_BIN="${API_BIN:-$DEBUG_BIN_DIR/api}"
+WORKER_BIN="${WORKER_BIN:-$DEBUG_BIN_DIR/worker}"
 SEED_ROWS="${BACKUP_TEST_SEED_ROWS:-100000}"
 
 # The writer's user, in the formats the app writes.

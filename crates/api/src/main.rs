@@ -89,7 +89,7 @@ async fn run_migrations(loaded: Loaded) -> anyhow::Result<()> {
 
 fn print_config(loaded: &Loaded) {
     println!("configuration is valid");
-    for (name, value) in loaded.settings.effective() {
+    for (name, value) in loaded.settings.effective(ReadBy::Api) {
         println!("  {name:<33} {value}");
     }
     for warning in &loaded.warnings {

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use common::api_process::free_port;
 use common::{SECRET_KEY, TestDb};
+use shared_core::config::vars::ReadBy;
 use shared_core::db::Backend;
 
 fn api(dir: &std::path::Path) -> Command {
@@ -23,8 +24,7 @@ fn help_documents_every_variable() {
     let output = api(dir.path()).arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    for var in shared_core::config::vars::VARS.iter().filter(|v| v.read_by != shared_core::config::vars::ReadBy::Worker)
-    {
+    for var in shared_core::config::vars::VARS.iter().filter(|v| v.read_by != ReadBy::Worker) {
         assert!(help.contains(var.name), "{} missing from --help", var.name);
     }
     assert!(help.contains("<NAME>_FILE"));
@@ -65,6 +65,40 @@ fn config_check_prints_the_effective_configuration_redacted() {
     for secret in [SECRET_KEY, "a-real-password", "db-password"] {
         assert!(!stdout.contains(secret), "{secret} printed:\n{stdout}");
     }
+}
+
+#[test]
+fn config_check_shows_the_settings_the_api_reads_as_they_are_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = api(dir.path()).args(["config", "check"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let shown: Vec<&str> = stdout.lines().filter_map(|line| line.split_whitespace().next()).collect();
+    let worker_only = shared_core::config::vars::VARS.iter().filter(|v| v.read_by == ReadBy::Worker);
+    for var in worker_only {
+        assert!(!shown.contains(&var.name), "{} is the worker's, yet shown:\n{stdout}", var.name);
+    }
+    // Email is off by default, and STARTTLS would still be on once it is set.
+    let line = |name: &str| stdout.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_default();
+    assert!(line("SMTP_TLS").ends_with(" true"), "{stdout}");
+    assert!(line("SMTP_SSL").ends_with(" false"), "{stdout}");
+    assert!(line("LISTEN_ADDR").ends_with(" 127.0.0.1:8000"), "local listens on loopback:\n{stdout}");
+}
+
+#[test]
+fn a_short_first_superuser_password_stops_the_api_outside_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = api(dir.path())
+        .env("ENVIRONMENT", "production")
+        .env("SECRET_KEY", SECRET_KEY)
+        .env("FIRST_SUPERUSER_PASSWORD", "x")
+        .env("DATABASE_URL", format!("sqlite:{}", dir.path().join("app.db").display()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("FIRST_SUPERUSER_PASSWORD: is shorter than 8 characters"), "{stderr}");
+    assert!(!dir.path().join("app.db").exists(), "refused before touching the database");
 }
 
 #[test]

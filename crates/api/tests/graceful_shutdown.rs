@@ -33,18 +33,16 @@ fn signup_request(port: u16, email: &str) -> (String, String) {
 }
 
 /// Opens a connection and sends the request head and the first half of the
-/// body; the server now has a request in flight waiting for the rest.
-async fn start_slow_signup(port: u16, email: &str) -> (TcpStream, String) {
-    let (head, body) = signup_request(port, email);
+/// body; returns once the server has the request in flight, waiting for the rest.
+async fn start_slow_signup(api: &ApiProcess, email: &str) -> (TcpStream, String) {
+    let (head, body) = signup_request(api.port, email);
     let (first, rest) = body.split_at(body.len() / 2);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", api.port)).await.unwrap();
     stream.set_nodelay(true).unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(first.as_bytes()).await.unwrap();
     stream.flush().await.unwrap();
-    // Let the server accept the connection and route the request before the
-    // signal arrives (a connection still in the backlog is not in flight).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    api.wait_for_in_flight(1).await;
     (stream, rest.to_owned())
 }
 
@@ -106,10 +104,10 @@ async fn in_flight_request_completes_during_the_drain(backend: Backend) {
     let mut api = ApiProcess::start(&db, |env| grace(env, 10)).await;
     let email = format!("slow-{}@example.com", uuid::Uuid::new_v4().simple());
 
-    let (mut stream, rest) = start_slow_signup(api.port, &email).await;
+    let (mut stream, rest) = start_slow_signup(&api, &email).await;
     api.sigterm();
     let signalled = Instant::now();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    api.wait_for_drain().await;
     assert!(api.child.try_wait().unwrap().is_none(), "the api exited with a request in flight:\n{}", api.log());
 
     assert_new_connections_are_not_served(api.port).await;
@@ -144,7 +142,7 @@ async fn incomplete_request_is_cut_off_when_grace_ends(backend: Backend) {
     let mut api = ApiProcess::start(&db, |env| grace(env, 2)).await;
     let email = format!("stalled-{}@example.com", uuid::Uuid::new_v4().simple());
 
-    let (mut stream, _rest) = start_slow_signup(api.port, &email).await;
+    let (mut stream, _rest) = start_slow_signup(&api, &email).await;
     api.sigterm();
     let (status, took) = api.wait_for_exit(Duration::from_millis(3500)).await;
     assert!(status.success(), "exit status {status}:\n{}", api.log());

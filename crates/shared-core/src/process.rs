@@ -31,15 +31,19 @@ pub fn init_logging(loaded: &Loaded) -> telemetry::ErrorReporting {
     reporting
 }
 
-/// Runs `work` on a multi-threaded runtime; an error is logged and printed
-/// (with its causes) and exits 1.
+/// Runs `work` on a multi-threaded runtime; an error (with its causes) is
+/// reported once, as a log line when logging is set up (a JSON line for the
+/// log collector), else on stderr, and exits 1.
 pub fn run<E: Display>(work: impl Future<Output = Result<(), E>>) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
     match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = %format!("{err:#}"), "exiting");
-            eprintln!("error: {err:#}");
+            if tracing::dispatcher::has_been_set() {
+                tracing::error!(error = %format!("{err:#}"), "exiting");
+            } else {
+                eprintln!("error: {err:#}");
+            }
             ExitCode::FAILURE
         }
     }

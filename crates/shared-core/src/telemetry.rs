@@ -1,12 +1,13 @@
-//! Logging set-up: JSON lines outside local, human-readable text in local.
-//! Span fields (the request id among them) appear on every line logged
-//! inside the span.
+//! Logging set-up: JSON lines for machines, human-readable text for a person
+//! at a terminal. Span fields (the request id among them) appear on every
+//! line logged inside the span.
 //!
 //! With `SENTRY_DSN`, every ERROR event (a 500, a panic, a job failed for
-//! good) also becomes a Sentry event, and lower levels become its
-//! breadcrumbs. Only what the log line says is sent: no request bodies, and
-//! the request headers Sentry considers sensitive (Authorization, cookies)
-//! are left out.
+//! good) also becomes a Sentry event, and WARN events its breadcrumbs. Only
+//! what the log line says is sent: no request bodies, and the request
+//! headers Sentry considers sensitive (Authorization, cookies) are left out.
+
+use std::io::IsTerminal;
 
 use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
 use tracing_subscriber::filter::{LevelFilter, filter_fn};
@@ -20,9 +21,10 @@ use crate::config::{LogFormat, Settings};
 /// (for up to two seconds).
 pub type ErrorReporting = Option<sentry::ClientInitGuard>;
 
-/// Installs the global subscriber and, when configured, the Sentry client.
-/// Safe to call more than once (tests build many apps in one process); only
-/// the first call takes effect.
+/// Installs the global subscriber, writing to stderr, and, when configured,
+/// the Sentry client. Safe to call more than once (tests build many apps in
+/// one process); only the first call takes effect. Colours only on a
+/// terminal: escape codes in a log file or a container's log are noise.
 pub fn init(settings: &Settings) -> ErrorReporting {
     let reporting = settings.sentry_dsn.as_ref().map(|dsn| {
         let mut options = sentry::ClientOptions::default();
@@ -31,19 +33,25 @@ pub fn init(settings: &Settings) -> ErrorReporting {
         options.send_default_pii = false;
         sentry::init((dsn.expose(), options))
     });
-    // ERROR events become Sentry events, WARN events their breadcrumbs.
-    // What they are about (request id and route, job id and kind) is tagged
-    // on the scope of each request and each job.
+    // What an event is about (request id and route, job id and kind) is
+    // tagged on the scope of each request and each job.
     let errors = reporting.is_some().then(|| ErrorLayer::new().with_filter(LevelFilter::ERROR));
     let breadcrumbs = reporting
         .is_some()
         .then(|| BreadcrumbLayer::new().with_filter(filter_fn(|metadata| *metadata.level() == tracing::Level::WARN)));
 
     let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = match settings.log_format {
-        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).boxed(),
-        LogFormat::Pretty => fmt.boxed(),
+    let terminal = std::io::stderr().is_terminal();
+    let pretty = match settings.log_format {
+        LogFormat::Json => false,
+        LogFormat::Pretty => true,
+        LogFormat::PrettyOnTerminal => terminal,
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(terminal);
+    let fmt = if pretty {
+        fmt.boxed()
+    } else {
+        fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).boxed()
     };
     drop(tracing_subscriber::registry().with(filter).with(fmt).with(breadcrumbs).with(errors).try_init());
     reporting

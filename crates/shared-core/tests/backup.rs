@@ -112,7 +112,12 @@ async fn online_backup_under_concurrent_writes_restores_everything_committed_bef
     let report = sqlite_backup(&db, &backups, 3).await.unwrap();
     let took = started.elapsed();
     let max_after = committed.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The writer goes on after the backup, too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while committed.load(Ordering::SeqCst) <= max_after {
+        assert!(Instant::now() < deadline, "the writer stopped committing after the backup");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     stop.store(true, Ordering::SeqCst);
     writer.await.unwrap();
     let max_final = committed.load(Ordering::SeqCst);

@@ -3,12 +3,14 @@
 //! - fixtures.json (made by generate.py with pwdlib and PyJWT) must verify and
 //!   decode here exactly as the Python libraries said;
 //! - hashes and tokens made here must verify and decode in Python
-//!   (verify_password.py / verify_token.py run with `python3`).
+//!   (verify_password.py / verify_token.py, run by the suite's own virtualenv,
+//!   which `shared_core::testing::python` makes on first use from
+//!   tests/fixtures/python_interop/requirements.txt).
 //!
-//! The Python side needs `python3 -m pip install -r tests/fixtures/python_interop/requirements.txt`;
-//! without it these tests fail (they are never skipped).
+//! Without python3 (or without PyPI on the first run) these tests fail; they
+//! are never skipped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -148,28 +150,23 @@ fn python_tokens_are_accepted_or_rejected_as_pyjwt_does() {
 
 // ---- made here, checked by Python ----
 
+fn python() -> &'static Path {
+    shared_core::testing::python::interpreter(env!("CARGO_TARGET_TMPDIR"))
+}
+
 fn python3(args: &[&str]) -> Output {
-    Command::new("python3")
-        .args(args)
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run python3: {err}; {}", pip_hint()))
+    Command::new(python()).args(args).output().unwrap_or_else(|err| panic!("cannot run {}: {err}", python().display()))
 }
 
-fn pip_hint() -> String {
-    format!(
-        "the Python reference libraries are needed: python3 -m pip install -r {}",
-        fixture_dir().join("requirements.txt").display()
-    )
-}
-
-/// Fails (never skips) when python3 cannot import the FastAPI template's libraries.
+/// Fails (never skips) when the virtualenv cannot import the FastAPI template's libraries.
 fn require_python_libraries() {
     let check = python3(&["-c", "import jwt, pwdlib, argon2, bcrypt"]);
     assert!(
         check.status.success(),
-        "python3 cannot import jwt/pwdlib ({}); {}",
+        "{} cannot import jwt/pwdlib ({}); they are pinned in {}",
+        python().display(),
         String::from_utf8_lossy(&check.stderr).trim(),
-        pip_hint()
+        fixture_dir().join("requirements.txt").display()
     );
 }
 

@@ -16,7 +16,7 @@ pub struct Fields<'a> {
     pub(super) issues: Vec<ValidationIssue>,
 }
 
-pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MIN: usize = shared_core::auth::password::MIN_PASSWORD_CHARS;
 pub const PASSWORD_MAX: usize = 128;
 pub const TEXT_MAX: usize = 255;
 

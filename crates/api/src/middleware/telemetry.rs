@@ -1,6 +1,8 @@
 //! One span per request (method, route template, request id, status,
 //! latency), a closing log line, and the request metrics, all keyed by the
-//! route template so `/items/{id}` is one series, not one per id.
+//! route template so `/items/{id}` is one series, not one per id. A 404 line
+//! also carries the path asked for: "unmatched" alone does not say what was
+//! missing.
 
 use std::time::Instant;
 
@@ -16,11 +18,15 @@ use super::request_id::RequestId;
 /// up the number of series.
 const UNMATCHED: &str = "unmatched";
 
+/// Enough of a path to recognise it; a scanner's 8 KiB path stays out of the log.
+const LOGGED_PATH_MAX: usize = 200;
+
 pub async fn observe(request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED, |p| p.as_str()).to_owned();
     let request_id = request.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()).unwrap_or_default();
-    let span = tracing::info_span!("request", method = %method, route = %route, request_id = %request_id, status = Empty, latency_ms = Empty);
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", method = %method, route = %route, request_id = %request_id, status = Empty, latency_ms = Empty, path = Empty);
 
     let started = Instant::now();
     let in_flight = InFlight::enter();
@@ -29,15 +35,26 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let latency = started.elapsed();
 
     let status = response.status().as_u16();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
+    // Hundredths of a millisecond: finer digits are noise, not information.
+    let latency_ms = (latency.as_secs_f64() * 100_000.0).round() / 100.0;
     span.record("status", status);
     span.record("latency_ms", latency_ms);
+    if status == 404 {
+        span.record("path", truncated(&path));
+    }
     span.in_scope(|| tracing::info!("request finished"));
 
     let labels = [("method", method), ("route", route), ("status", status.to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
     response
+}
+
+fn truncated(path: &str) -> &str {
+    match path.char_indices().nth(LOGGED_PATH_MAX) {
+        Some((end, _)) => &path[..end],
+        None => path,
+    }
 }
 
 /// The in-flight gauge goes back down even when the client disconnects and

@@ -11,6 +11,7 @@ use super::TestDb;
 pub struct ApiProcess {
     pub child: Child,
     pub port: u16,
+    pub metrics_port: u16,
     log: PathBuf,
 }
 
@@ -29,10 +30,10 @@ impl ApiProcess {
         descriptors: Option<u64>,
         customise: impl FnOnce(&mut HashMap<String, String>),
     ) -> Self {
-        let port = free_port();
+        let (port, metrics_port) = (free_port(), free_port());
         let env = super::test_env(db, |env| {
             env.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
-            env.insert("METRICS_ADDR".into(), "127.0.0.1:0".into());
+            env.insert("METRICS_ADDR".into(), format!("127.0.0.1:{metrics_port}"));
             env.insert("LOG_LEVEL".into(), "info".into());
             env.insert("LOG_FORMAT".into(), "json".into());
             customise(env);
@@ -61,7 +62,7 @@ impl ApiProcess {
             .stderr(log_file)
             .spawn()
             .unwrap();
-        let mut api = Self { child, port, log };
+        let mut api = Self { child, port, metrics_port, log };
         api.wait_until_ready().await;
         api
     }
@@ -91,6 +92,27 @@ impl ApiProcess {
     pub fn sigterm(&self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits until the api serves `n` requests at once (its in-flight gauge):
+    /// a request still in the listen backlog is not in flight yet.
+    pub async fn wait_for_in_flight(&self, n: u64) {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let in_flight = || async {
+            let Ok(response) = reqwest::get(&url).await else { return false };
+            let text = response.text().await.unwrap_or_default();
+            text.lines()
+                .find_map(|line| line.strip_prefix("http_requests_in_flight "))
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .is_some_and(|value| value >= n as f64)
+        };
+        super::wait_until(&format!("{n} request(s) in flight"), Duration::from_secs(10), in_flight).await;
+    }
+
+    /// Waits until the api has logged that SIGTERM began the drain.
+    pub async fn wait_for_drain(&self) {
+        let draining = || async { self.log().contains("shutdown requested; draining") };
+        super::wait_until("the api acknowledged SIGTERM", Duration::from_secs(10), draining).await;
     }
 
     /// Polls for the exit for up to `limit`; returns the status and how long it took.

@@ -130,6 +130,21 @@ pub fn with_smtp(env: &mut HashMap<String, String>, port: u16) {
     env.insert("EMAILS_FROM_EMAIL".into(), "noreply@example.com".into());
 }
 
+/// Polls `check` every 50 ms until it holds; panics naming `what` once
+/// `within` has passed. Tests wait on a condition, never for a fixed time:
+/// a fixed sleep is too short on a loaded machine and too long on an idle one.
+pub async fn wait_until<F, Fut>(what: &str, within: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// The environment every test app starts from: random ports, a fixed key,
 /// quiet logs. `customise` adds or overrides variables.
 pub fn test_env(db: &TestDb, customise: impl FnOnce(&mut HashMap<String, String>)) -> HashMap<String, String> {

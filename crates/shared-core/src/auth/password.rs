@@ -30,6 +30,10 @@ use tokio::sync::Semaphore;
 
 /// argon2-cffi's (and so pwdlib's) defaults, the FastAPI template's current
 /// parameters: argon2id v1.3, 64 MiB, 3 passes, 4 lanes, 32-byte hash.
+/// The shortest password the contract accepts (pydantic's `min_length=8`
+/// counts characters): for request bodies and FIRST_SUPERUSER_PASSWORD alike.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
 const M_COST_KIB: u32 = 65_536;
 const T_COST: u32 = 3;
 const P_COST: u32 = 4;

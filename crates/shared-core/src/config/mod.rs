@@ -15,6 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use rand::distr::{Alphanumeric, SampleString};
 
+use crate::auth::password::MIN_PASSWORD_CHARS;
 use reader::Reader;
 pub use secret::{Secret, redact_url, url_password};
 use vars::ReadBy;
@@ -40,6 +41,19 @@ impl Environment {
 pub enum LogFormat {
     Json,
     Pretty,
+    /// LOG_FORMAT unset in local: pretty when the logs go to a terminal,
+    /// JSON when they go to a file, a pipe or a container's log driver.
+    PrettyOnTerminal,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Pretty => "pretty",
+            Self::PrettyOnTerminal => "pretty on a terminal, else json",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -64,14 +78,17 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
 }
 
+/// Read whether or not email is on, so `config check` shows what is in force.
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {
+    /// Empty when SMTP_HOST is unset.
     pub host: String,
     pub port: u16,
     pub starttls: bool,
     pub ssl: bool,
     pub user: Option<String>,
     pub password: Option<Secret>,
+    /// Empty when EMAILS_FROM_EMAIL is unset.
     pub from_email: String,
     pub from_name: String,
 }
@@ -121,8 +138,9 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub first_superuser: String,
     pub first_superuser_password: Secret,
-    /// `None` when email is off (SMTP_HOST or EMAILS_FROM_EMAIL unset).
-    pub smtp: Option<SmtpSettings>,
+    /// Email is on only when SMTP_HOST and EMAILS_FROM_EMAIL are both set
+    /// ([`Settings::email_enabled`]).
+    pub smtp: SmtpSettings,
     pub email_test_user: String,
     pub rate_limit: RateLimitSettings,
     pub worker: WorkerSettings,
@@ -239,8 +257,12 @@ impl Settings {
             })
             .collect();
 
+        // A local api runs with admin/changethis and the private routes:
+        // reachable from this machine only, unless LISTEN_ADDR says otherwise
+        // (the images and compose files set 0.0.0.0:8000).
+        let listen_host = if local { [127, 0, 0, 1] } else { [0, 0, 0, 0] };
         let http = HttpSettings {
-            listen_addr: r.parse("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8000)), "an address like 0.0.0.0:8000"),
+            listen_addr: r.parse("LISTEN_ADDR", SocketAddr::from((listen_host, 8000)), "an address like 0.0.0.0:8000"),
             request_timeout: Duration::from_secs(r.positive("REQUEST_TIMEOUT_SECONDS", 30)),
             max_body_bytes: r.positive("MAX_BODY_BYTES", 1024 * 1024) as usize,
             max_in_flight_requests: r.positive("MAX_IN_FLIGHT_REQUESTS", 1024) as usize,
@@ -250,15 +272,17 @@ impl Settings {
             trusted_proxies,
             cors_origins,
         };
+        // Distinct ports, so an api and a worker run side by side on one host.
+        let metrics_port = if binary == ReadBy::Worker { 9101 } else { 9100 };
         let metrics_addr =
-            r.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)), "an address like 127.0.0.1:9100");
+            r.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], metrics_port)), "an address like 127.0.0.1:9100");
 
         let log_level = r.string("LOG_LEVEL", "info");
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
             r.problem("LOG_LEVEL", format!("`{log_level}` is not a tracing filter; use e.g. info or info,sqlx=warn"));
         }
         let log_format = match r.optional("LOG_FORMAT").map(|v| v.to_ascii_lowercase()).as_deref() {
-            None if local => LogFormat::Pretty,
+            None if local => LogFormat::PrettyOnTerminal,
             None => LogFormat::Json,
             Some("json") => LogFormat::Json,
             Some("pretty" | "text") => LogFormat::Pretty,
@@ -329,23 +353,24 @@ impl Settings {
     }
 
     pub fn email_enabled(&self) -> bool {
-        self.smtp.is_some()
+        !self.smtp.host.is_empty() && !self.smtp.from_email.is_empty()
     }
 
     /// The effective configuration as `VARIABLE = value` pairs, secrets
-    /// redacted: what `config check` prints.
-    pub fn effective(&self) -> Vec<(&'static str, String)> {
+    /// redacted, of the variables `binary` reads: what `config check` prints.
+    pub fn effective(&self, binary: ReadBy) -> Vec<(&'static str, String)> {
         let shown = |s: &Option<Secret>| if s.is_some() { "[redacted]".to_owned() } else { "unset".to_owned() };
         let secs = |d: Duration| d.as_secs().to_string();
-        let smtp = self.smtp.as_ref();
-        vec![
+        let or_unset = |v: &str| if v.is_empty() { "unset".to_owned() } else { v.to_owned() };
+        let smtp = &self.smtp;
+        let rows = vec![
             ("ENVIRONMENT", self.environment.as_str().to_owned()),
             ("PROJECT_NAME", self.project_name.clone()),
             ("SECRET_KEY", "[redacted]".to_owned()),
             ("ACCESS_TOKEN_EXPIRE_MINUTES", (self.access_token_expire.as_secs() / 60).to_string()),
             ("EMAIL_RESET_TOKEN_EXPIRE_HOURS", (self.email_reset_token_expire.as_secs() / 3600).to_string()),
             ("FRONTEND_HOST", self.frontend_host.clone()),
-            ("CORS origins", self.http.cors_origins.join(", ")),
+            ("BACKEND_CORS_ORIGINS", or_unset(&self.http.cors_origins.get(1..).unwrap_or_default().join(", "))),
             ("DATABASE_URL", redact_url(self.database.url.expose())),
             ("DATABASE_POOL_SIZE", self.database.pool_size.to_string()),
             ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", secs(self.database.acquire_timeout)),
@@ -355,7 +380,7 @@ impl Settings {
             ("METRICS_ADDR", self.metrics_addr.to_string()),
             ("SENTRY_DSN", self.sentry_dsn.as_ref().map_or("unset".into(), |_| "[redacted]".into())),
             ("LOG_LEVEL", self.log_level.clone()),
-            ("LOG_FORMAT", format!("{:?}", self.log_format).to_ascii_lowercase()),
+            ("LOG_FORMAT", self.log_format.as_str().to_owned()),
             ("REQUEST_TIMEOUT_SECONDS", secs(self.http.request_timeout)),
             ("MAX_BODY_BYTES", self.http.max_body_bytes.to_string()),
             ("MAX_IN_FLIGHT_REQUESTS", self.http.max_in_flight_requests.to_string()),
@@ -378,11 +403,14 @@ impl Settings {
                     "disabled (set SMTP_HOST and EMAILS_FROM_EMAIL)".into()
                 },
             ),
-            ("SMTP_HOST", smtp.map_or("unset".into(), |s| format!("{}:{}", s.host, s.port))),
-            ("SMTP_TLS / SMTP_SSL", smtp.map_or("unset".into(), |s| format!("{} / {}", s.starttls, s.ssl))),
-            ("SMTP_USER", smtp.and_then(|s| s.user.clone()).unwrap_or_else(|| "unset".into())),
-            ("SMTP_PASSWORD", shown(&smtp.and_then(|s| s.password.clone()))),
-            ("EMAILS_FROM", smtp.map_or("unset".into(), |s| format!("{} <{}>", s.from_name, s.from_email))),
+            ("SMTP_HOST", or_unset(&smtp.host)),
+            ("SMTP_PORT", smtp.port.to_string()),
+            ("SMTP_TLS", smtp.starttls.to_string()),
+            ("SMTP_SSL", smtp.ssl.to_string()),
+            ("SMTP_USER", smtp.user.clone().unwrap_or_else(|| "unset".into())),
+            ("SMTP_PASSWORD", shown(&smtp.password)),
+            ("EMAILS_FROM_EMAIL", or_unset(&smtp.from_email)),
+            ("EMAILS_FROM_NAME", smtp.from_name.clone()),
             ("RATE_LIMIT_PER_MINUTE", self.rate_limit.per_minute.to_string()),
             ("LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE", self.rate_limit.login_failures_per_account.to_string()),
             ("LOGIN_FAILURES_PER_CLIENT_PER_MINUTE", self.rate_limit.login_failures_per_client.to_string()),
@@ -396,7 +424,9 @@ impl Settings {
             ("JOB_MAX_ATTEMPTS", self.worker.job_max_attempts.to_string()),
             ("JOB_LEASE_SECONDS", secs(self.worker.job_lease)),
             ("JOB_BACKOFF_BASE_MS", self.worker.job_backoff_base.as_millis().to_string()),
-        ]
+        ];
+        // Rows that are no variable ("email") concern both binaries.
+        rows.into_iter().filter(|(name, _)| vars::find(name).is_none_or(|v| v.is_read_by(binary))).collect()
     }
 }
 
@@ -459,9 +489,9 @@ fn userinfo(part: &str) -> String {
     percent_encoding::utf8_percent_encode(part, RESERVED).to_string()
 }
 
-fn read_smtp(r: &mut Reader<'_>, project_name: &str) -> Option<SmtpSettings> {
+fn read_smtp(r: &mut Reader<'_>, project_name: &str) -> SmtpSettings {
     let host = r.optional("SMTP_HOST");
-    let from_email = r.optional("EMAILS_FROM_EMAIL");
+    let from_email = r.string("EMAILS_FROM_EMAIL", "");
     let port = r.parse("SMTP_PORT", 587u16, "a port number");
     let starttls = r.bool("SMTP_TLS", true);
     let ssl = r.bool("SMTP_SSL", false);
@@ -471,7 +501,7 @@ fn read_smtp(r: &mut Reader<'_>, project_name: &str) -> Option<SmtpSettings> {
     if starttls && ssl && host.is_some() {
         r.problem("SMTP_SSL", "SMTP_TLS (STARTTLS) and SMTP_SSL (implicit TLS) exclude each other; set one to false");
     }
-    Some(SmtpSettings { host: host?, port, starttls, ssl, user, password, from_email: from_email?, from_name })
+    SmtpSettings { host: host.unwrap_or_default(), port, starttls, ssl, user, password, from_email, from_name }
 }
 
 /// Variables a deployment may still set that this stack does not read: the
@@ -504,13 +534,19 @@ fn check_weak_secrets(s: &Settings, binary: ReadBy, r: &mut Reader<'_>) {
     } else if !s.secret_key.expose().is_empty() && s.secret_key.expose().len() < MIN_SECRET_KEY_BYTES {
         weak.push(("SECRET_KEY", format!("is shorter than {MIN_SECRET_KEY_BYTES} bytes; use `openssl rand -hex 32`")));
     }
-    if s.first_superuser_password.expose() == CHANGETHIS {
+    let first_password = s.first_superuser_password.expose();
+    if first_password == CHANGETHIS {
         weak.push(("FIRST_SUPERUSER_PASSWORD", "is `changethis`; set a strong password".to_owned()));
+    } else if first_password.chars().count() < MIN_PASSWORD_CHARS {
+        weak.push((
+            "FIRST_SUPERUSER_PASSWORD",
+            format!("is shorter than {MIN_PASSWORD_CHARS} characters, the minimum of every password; set a longer one"),
+        ));
     }
     if url_password(s.database.url.expose()) == Some(CHANGETHIS) {
         weak.push(("DATABASE_URL", "has the password `changethis`; set a strong database password".to_owned()));
     }
-    let read_here = |var: &str| vars::find(var).is_some_and(|v| v.read_by == ReadBy::Both || v.read_by == binary);
+    let read_here = |var: &str| vars::find(var).is_some_and(|v| v.is_read_by(binary));
     for (var, message) in weak.into_iter().filter(|(var, _)| read_here(var)) {
         if s.environment == Environment::Local {
             r.warnings.push(format!("{var} {message}"));

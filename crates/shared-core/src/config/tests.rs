@@ -15,14 +15,28 @@ fn local_defaults_need_nothing() {
     let s = loaded.settings;
     assert_eq!(s.environment, Environment::Local);
     assert_eq!(s.database.url.expose(), "sqlite:./data/app.db");
-    assert_eq!(s.http.listen_addr.to_string(), "0.0.0.0:8000");
+    assert_eq!(s.http.listen_addr.to_string(), "127.0.0.1:8000", "local listens on loopback");
     assert_eq!(s.metrics_addr.to_string(), "127.0.0.1:9100");
-    assert_eq!(s.log_format, LogFormat::Pretty);
+    assert_eq!(s.log_format, LogFormat::PrettyOnTerminal);
     assert!(s.migrate_on_start);
     assert!(!s.email_enabled());
     assert_eq!(s.secret_key.expose().len(), 64, "a random key is generated");
     assert!(loaded.warnings.iter().any(|w| w.contains("SECRET_KEY is unset")));
     assert!(loaded.warnings.iter().any(|w| w.starts_with("FIRST_SUPERUSER_PASSWORD")));
+}
+
+#[test]
+fn listen_and_metrics_defaults_follow_the_environment_and_the_binary() {
+    let production =
+        env(&[("ENVIRONMENT", "production"), ("SECRET_KEY", STRONG), ("FIRST_SUPERUSER_PASSWORD", "s3cure-enough")]);
+    let api = Settings::from_map(ReadBy::Api, &production).unwrap().settings;
+    assert_eq!(api.http.listen_addr.to_string(), "0.0.0.0:8000", "outside local the api listens on every interface");
+    assert_eq!(api.metrics_addr.to_string(), "127.0.0.1:9100");
+    // The README's api and worker side by side on one machine: no shared port.
+    let worker = Settings::from_map(ReadBy::Worker, &env(&[])).unwrap().settings;
+    assert_eq!(worker.metrics_addr.to_string(), "127.0.0.1:9101");
+    let set = Settings::from_map(ReadBy::Api, &env(&[("LISTEN_ADDR", "0.0.0.0:8000")])).unwrap().settings;
+    assert_eq!(set.http.listen_addr.to_string(), "0.0.0.0:8000", "an explicit LISTEN_ADDR wins in local");
 }
 
 #[test]
@@ -163,7 +177,7 @@ fn debug_output_never_shows_secrets() {
     .unwrap()
     .settings;
     let debug = format!("{s:?}");
-    let effective = format!("{:?}", s.effective());
+    let effective = format!("{:?}", s.effective(ReadBy::Api));
     for secret in [STRONG, "topsecret-pw", "smtp-pw"] {
         assert!(!debug.contains(secret), "{secret} leaked in Debug");
         assert!(!effective.contains(secret), "{secret} leaked in effective()");
@@ -264,4 +278,51 @@ fn sentry_dsn_is_used_outside_local_only_and_checked() {
     broken.insert("SENTRY_DSN".into(), "not a dsn".into());
     let err = Settings::from_map(ReadBy::Api, &broken).unwrap_err();
     assert!(err.problems.iter().any(|p| p.var == "SENTRY_DSN"), "{err}");
+}
+
+#[test]
+fn a_short_first_superuser_password_is_refused_outside_local() {
+    let production = |password: &str| {
+        Settings::from_map(
+            ReadBy::Api,
+            &env(&[("ENVIRONMENT", "production"), ("SECRET_KEY", STRONG), ("FIRST_SUPERUSER_PASSWORD", password)]),
+        )
+    };
+    let err = production("x").unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert_eq!(err.problems[0].var, "FIRST_SUPERUSER_PASSWORD");
+    assert!(err.problems[0].message.contains("shorter than 8 characters"), "{err}");
+    // Characters, not bytes, as pydantic's min_length counts them.
+    assert!(production("ééééééé").is_err(), "7 characters (14 bytes) are too short");
+    assert!(production("éééééééé").is_ok(), "8 characters are enough");
+    let local = Settings::from_map(ReadBy::Api, &env(&[("FIRST_SUPERUSER_PASSWORD", "x")])).unwrap();
+    assert!(
+        local.warnings.iter().any(|w| w.starts_with("FIRST_SUPERUSER_PASSWORD is shorter")),
+        "{:?}",
+        local.warnings
+    );
+    let worker = Settings::from_map(
+        ReadBy::Worker,
+        &env(&[("ENVIRONMENT", "production"), ("SECRET_KEY", STRONG), ("FIRST_SUPERUSER_PASSWORD", "x")]),
+    );
+    assert!(worker.is_ok(), "the worker never reads FIRST_SUPERUSER_PASSWORD");
+}
+
+#[test]
+fn effective_configuration_lists_what_each_binary_reads() {
+    let s = Settings::from_map(ReadBy::Api, &env(&[])).unwrap().settings;
+    for (binary, other) in [(ReadBy::Api, ReadBy::Worker), (ReadBy::Worker, ReadBy::Api)] {
+        let names: Vec<&str> = s.effective(binary).iter().map(|(name, _)| *name).collect();
+        for var in vars::VARS.iter().filter(|v| v.read_by == other) {
+            assert!(!names.contains(&var.name), "{} is not read by {binary:?} but shown", var.name);
+        }
+        assert!(names.contains(&"DATABASE_URL") && names.contains(&"SMTP_TLS"), "{names:?}");
+    }
+    // Email off: its settings still show the values in force, not "unset".
+    let shown: HashMap<&str, String> = s.effective(ReadBy::Api).into_iter().collect();
+    assert_eq!(shown["SMTP_TLS"], "true");
+    assert_eq!(shown["SMTP_SSL"], "false");
+    assert_eq!(shown["SMTP_PORT"], "587");
+    assert_eq!(shown["SMTP_HOST"], "unset");
+    assert!(shown["email"].starts_with("disabled"));
 }

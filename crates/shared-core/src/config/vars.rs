@@ -20,6 +20,12 @@ pub struct Var {
     pub help: &'static str,
 }
 
+impl Var {
+    pub fn is_read_by(&self, binary: ReadBy) -> bool {
+        self.read_by == ReadBy::Both || self.read_by == binary
+    }
+}
+
 const fn var(name: &'static str, default: &'static str, read_by: ReadBy, help: &'static str) -> Var {
     Var { name, default, secret: false, read_by, help }
 }
@@ -49,8 +55,8 @@ pub const VARS: &[Var] = &[
     var("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "5", Both, "how long a request waits for a free connection"),
     secret("REDIS_URL", "", Both, "redis://host:6379/0; unset means per-process rate limits"),
     var("REDIS_KEY_PREFIX", "app:", Both, "prefix of every Redis key this stack writes"),
-    var("LISTEN_ADDR", "0.0.0.0:8000", Api, "public HTTP listener"),
-    var("METRICS_ADDR", "127.0.0.1:9100", Both, "Prometheus /metrics listener, never public"),
+    var("LISTEN_ADDR", "127.0.0.1:8000 in local, 0.0.0.0:8000 elsewhere", Api, "public HTTP listener"),
+    var("METRICS_ADDR", "api 127.0.0.1:9100, worker 127.0.0.1:9101", Both, "Prometheus /metrics listener, private"),
     secret(
         "SENTRY_DSN",
         "",
@@ -58,7 +64,7 @@ pub const VARS: &[Var] = &[
         "errors (500s, panics, failed jobs) are reported there, outside local as the template does",
     ),
     var("LOG_LEVEL", "info", Both, "tracing filter, e.g. `info` or `info,sqlx=warn`"),
-    var("LOG_FORMAT", "pretty in local, json elsewhere", Both, "json or pretty"),
+    var("LOG_FORMAT", "local: pretty on a terminal, else json", Both, "json or pretty (no colours off a terminal)"),
     var("REQUEST_TIMEOUT_SECONDS", "30", Api, "a request running longer is answered 408"),
     var("MAX_BODY_BYTES", "1048576", Api, "larger request bodies are answered 413"),
     var("HTTP_HEADER_READ_TIMEOUT_SECONDS", "10", Api, "a request head must arrive within this (slow clients are cut)"),
@@ -74,7 +80,7 @@ pub const VARS: &[Var] = &[
     var("MIGRATE_ON_START", "true", Api, "apply migrations before listening; false only verifies them"),
     var("SHUTDOWN_GRACE_SECONDS", "30", Both, "how long SIGTERM waits for in-flight work"),
     var("FIRST_SUPERUSER", "admin@example.com", Api, "superuser created at start when missing"),
-    secret("FIRST_SUPERUSER_PASSWORD", "changethis", Api, "its password; must be changed outside local"),
+    secret("FIRST_SUPERUSER_PASSWORD", "changethis", Api, "its password; outside local at least 8 characters"),
     var("SMTP_HOST", "", Both, "email is on when SMTP_HOST and EMAILS_FROM_EMAIL are set"),
     var("SMTP_PORT", "587", Both, "SMTP port"),
     var("SMTP_TLS", "true", Both, "STARTTLS"),
@@ -107,7 +113,7 @@ pub fn find(name: &str) -> Option<&'static Var> {
 pub fn help_text(binary: ReadBy) -> String {
     let mut out =
         String::from("Environment variables (also read from ./.env; a secret may instead be given as <NAME>_FILE):\n");
-    for v in VARS.iter().filter(|v| v.read_by == Both || v.read_by == binary) {
+    for v in VARS.iter().filter(|v| v.is_read_by(binary)) {
         let default = if v.default.is_empty() { "unset" } else { v.default };
         let secret = if v.secret { ", secret" } else { "" };
         out.push_str(&format!("  {:<33} {} [default: {default}{secret}]\n", v.name, v.help));

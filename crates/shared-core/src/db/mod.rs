@@ -20,10 +20,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Transaction;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, Transaction};
 
 use crate::config::{DatabaseSettings, redact_url};
 pub use health::is_unavailable;
@@ -125,14 +125,16 @@ impl Tx {
     }
 }
 
+/// The cause is part of each message (not a separate `source`), so an error
+/// chain printed with its causes says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("DATABASE_URL {url} is not valid: {source}")]
-    InvalidUrl { url: String, source: sqlx::Error },
-    #[error("cannot create the directory {dir} for the SQLite database: {source}")]
-    CreateDir { dir: String, source: std::io::Error },
-    #[error("cannot connect to {url}: {source}")]
-    Connect { url: String, source: sqlx::Error },
+    #[error("DATABASE_URL {url} is not valid: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot create the directory {dir} for the SQLite database: {reason}")]
+    CreateDir { dir: String, reason: String },
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
 }
 
 /// SQLite waits this long for the single write lock before giving up; long
@@ -147,7 +149,7 @@ impl Db {
         if url.starts_with("sqlite:") {
             let read_only = sqlite_url_is_read_only(url);
             let mut options = SqliteConnectOptions::from_str(url)
-                .map_err(|source| DbError::InvalidUrl { url: shown.clone(), source })?
+                .map_err(|err| DbError::InvalidUrl { url: shown.clone(), reason: err.to_string() })?
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .synchronous(SqliteSynchronous::Normal);
@@ -162,18 +164,23 @@ impl Db {
                 .acquire_timeout(settings.acquire_timeout)
                 .connect_with(options)
                 .await
-                .map_err(|source| DbError::Connect { url: shown, source })?;
+                .map_err(|err| DbError::Connect { url: shown, reason: err.to_string() })?;
             Ok(Self::new(Pool::Sqlite { pool, read_only }))
         } else {
-            let options =
-                PgConnectOptions::from_str(url).map_err(|source| DbError::InvalidUrl { url: shown.clone(), source })?;
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|err| DbError::InvalidUrl { url: shown.clone(), reason: err.to_string() })?;
             let pool = PgPoolOptions::new()
                 .max_connections(settings.pool_size)
                 .acquire_timeout(settings.acquire_timeout)
-                .connect_with(options)
-                .await
-                .map_err(|source| DbError::Connect { url: shown, source })?;
-            Ok(Self::new(Pool::Postgres(pool)))
+                .connect_with(options.clone())
+                .await;
+            match pool {
+                Ok(pool) => Ok(Self::new(Pool::Postgres(pool))),
+                Err(err) => Err(DbError::Connect {
+                    url: shown,
+                    reason: postgres_connect_failure(err, &options, settings.acquire_timeout).await,
+                }),
+            }
         }
     }
 
@@ -269,6 +276,31 @@ impl Db {
     }
 }
 
+/// Why Postgres could not be reached, naming the address. sqlx retries a
+/// refused connection until the acquire timeout and then says only "pool
+/// timed out"; one more direct attempt finds the cause.
+async fn postgres_connect_failure(err: sqlx::Error, options: &PgConnectOptions, timeout: Duration) -> String {
+    let addr = format!("{}:{}", options.get_host(), options.get_port());
+    let err = match err {
+        sqlx::Error::PoolTimedOut => match tokio::time::timeout(timeout, options.connect()).await {
+            Ok(Err(err)) => err,
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                return format!("{addr} did not accept a connection within {}s (it does now)", timeout.as_secs());
+            }
+            Err(_) => return format!("no answer from {addr} within {}s", timeout.as_secs()),
+        },
+        other => other,
+    };
+    match err {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused at {addr}")
+        }
+        sqlx::Error::Io(io) => format!("{io} ({addr})"),
+        other => format!("{other} ({addr})"),
+    }
+}
+
 fn sqlite_url_is_read_only(url: &str) -> bool {
     url.split_once('?').is_some_and(|(_, query)| {
         query.split('&').any(|pair| pair == "mode=ro" || pair == "immutable=true" || pair == "immutable=1")
@@ -277,9 +309,8 @@ fn sqlite_url_is_read_only(url: &str) -> bool {
 
 fn create_parent_dir(file: &Path) -> Result<(), DbError> {
     match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && file != Path::new(":memory:") => {
-            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { dir: dir.display().to_string(), source })
-        }
+        Some(dir) if !dir.as_os_str().is_empty() && file != Path::new(":memory:") => std::fs::create_dir_all(dir)
+            .map_err(|err| DbError::CreateDir { dir: dir.display().to_string(), reason: err.to_string() }),
         _ => Ok(()),
     }
 }

@@ -76,7 +76,7 @@ impl Mailer {
     /// unset); `Some(Err(_))` when the settings cannot make a mailer (e.g.
     /// `EMAILS_FROM_EMAIL` is not an email address).
     pub fn from_settings(settings: &crate::Settings) -> Option<Result<Self, EmailError>> {
-        settings.smtp.as_ref().map(Self::from_smtp)
+        settings.email_enabled().then(|| Self::from_smtp(&settings.smtp))
     }
 
     fn from_smtp(smtp: &SmtpSettings) -> Result<Self, EmailError> {
