@@ -108,6 +108,9 @@ cleanup() {
     # conmon of podman's exec sessions (the healthchecks) lingers 5 minutes
     # after the containers are gone: ours are the ones on our storage.
     ps -eo pid=,args= | awk -v s="$STATE/storage" 'index($0, s) && /conmon/ { print $1 }' | xargs -r kill 2>/dev/null || true
+    # podman leaves its overlay directory mounted on itself; unmounted, the
+    # state directory can be removed like any other (podman mounts it again).
+    if mountpoint -q "$STATE/storage/overlay"; then umount "$STATE/storage/overlay" 2>/dev/null || true; fi
   fi
   if [[ "${KEEP_TMP:-0}" == 1 ]]; then log "kept $T"; else rm -rf "$T"; fi
   exit "$rc"

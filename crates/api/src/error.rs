@@ -50,6 +50,23 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Hashing a password fails only from inside (a panicked or cancelled
+/// blocking task): a 500.
+impl From<shared_core::auth::password::PasswordError> for ApiError {
+    fn from(err: shared_core::auth::password::PasswordError) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+/// Creating a token fails only from inside (the clock, the encoder): a 500.
+/// A token a client sent that does not decode is refused where it is read
+/// (`extract::auth`), never converted here.
+impl From<shared_core::auth::token::TokenError> for ApiError {
+    fn from(err: shared_core::auth::token::TokenError) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
 /// Seconds a client is told to wait while the database is away: about how
 /// often it is probed.
 const DATABASE_RETRY_AFTER_SECS: u32 = 1;

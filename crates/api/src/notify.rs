@@ -5,6 +5,7 @@
 use shared_core::db::Tx;
 use shared_core::email::Email;
 use shared_core::jobs;
+use shared_core::jobs::kinds::SendEmail;
 
 use crate::state::AppState;
 
@@ -15,7 +16,8 @@ pub async fn send_in(tx: &mut Tx, state: &AppState, email: Email) -> Result<(), 
         tracing::info!(subject = %email.subject, "email is not configured; not sending");
         return Ok(());
     }
-    jobs::enqueue_in(tx, &jobs::email_job(&email, state.settings.worker.job_max_attempts)).await.map(drop)
+    let job = jobs::internal_job::<SendEmail>(email.into(), &state.settings.worker);
+    jobs::enqueue_in(tx, &job).await.map(drop)
 }
 
 /// [`send_in`] in a transaction of its own.

@@ -2,7 +2,6 @@
 //! heartbeat, and runs the maintenance schedules. `main.rs` is only the
 //! command line around it; tests drive [`runner::Worker`] directly too.
 
-pub mod handlers;
 pub mod heartbeat;
 pub mod metrics;
 pub mod runner;

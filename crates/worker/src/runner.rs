@@ -11,6 +11,8 @@ use chrono::Utc;
 use sentry::SentryFutureExt;
 use shared_core::db;
 use shared_core::db::jobs::{self, Job};
+use shared_core::jobs::kind::{self, JobError, Output};
+use shared_core::jobs::kinds::JobKind;
 use shared_core::jobs::retry_delay;
 use shared_core::jobs::wake::Waiter;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -19,7 +21,6 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Context;
-use crate::handlers::{self, JobError};
 
 /// How often this worker returns expired leases (of crashed workers) to the queue.
 const REAP_EVERY: Duration = Duration::from_secs(5);
@@ -159,7 +160,7 @@ async fn run_and_record(ctx: &Context, job: Job) {
     metrics::gauge!("jobs_in_flight").increment(1.0);
 
     let outcome = tokio::select! {
-        outcome = handlers::execute(ctx, &job) => Some(outcome),
+        outcome = perform(ctx, &job) => Some(outcome),
         () = keep_lease(ctx, job.id) => None,
     };
     metrics::gauge!("jobs_in_flight").decrement(1.0);
@@ -211,9 +212,17 @@ async fn run_and_record(ctx: &Context, job: Job) {
     }
 }
 
+/// One attempt of `job` by its kind.
+async fn perform(ctx: &Context, job: &Job) -> Result<Output, JobError> {
+    let kind =
+        JobKind::parse(&job.kind).ok_or_else(|| JobError::Permanent(format!("unknown job kind {}", job.kind)))?;
+    let view = kind::Context { db: &ctx.db, settings: &ctx.settings, mailer: ctx.mailer.as_ref() };
+    kind.perform(&view, job).await
+}
+
 /// How a job ended, to be written down.
 enum Outcome {
-    Succeeded(handlers::Output),
+    Succeeded(Output),
     Failed { error: String, retry_at: Option<chrono::DateTime<Utc>> },
 }
 

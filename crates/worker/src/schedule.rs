@@ -4,8 +4,9 @@
 //! once however many workers there are.
 
 use chrono::Utc;
+use shared_core::db::jobs::NewJob;
 use shared_core::db::{Backend, workers};
-use shared_core::jobs::kinds::JobKind;
+use shared_core::jobs::kinds::{NoPayload, PurgeJobs, SqliteBackup};
 use shared_core::jobs::{enqueue, internal_job};
 use tokio::sync::watch;
 
@@ -14,25 +15,26 @@ use crate::Context;
 /// Slot rows older than this many slots are pruned.
 const KEEP_SLOTS: i64 = 100;
 
-/// The schedules this deployment runs.
-fn schedules(ctx: &Context) -> Vec<JobKind> {
-    let mut kinds = vec![JobKind::PurgeJobs];
+/// The jobs this deployment schedules, one per slot each.
+fn schedules(ctx: &Context) -> Vec<NewJob<NoPayload>> {
+    let settings = &ctx.settings.worker;
+    let mut jobs = vec![internal_job::<PurgeJobs>(NoPayload {}, settings)];
     if ctx.db.backend() == Backend::Sqlite && !ctx.db.is_read_only() {
-        kinds.push(JobKind::SqliteBackup);
+        jobs.push(internal_job::<SqliteBackup>(NoPayload {}, settings));
     }
-    kinds
+    jobs
 }
 
 /// Claims the current slot of every schedule; returns the kinds this worker enqueued.
-pub async fn tick(ctx: &Context, now_secs: i64) -> Result<Vec<JobKind>, sqlx::Error> {
+pub async fn tick(ctx: &Context, now_secs: i64) -> Result<Vec<&'static str>, sqlx::Error> {
     let interval = ctx.settings.worker.scan_interval.as_secs().max(1) as i64;
     let slot = now_secs / interval;
     let mut enqueued = Vec::new();
-    for kind in schedules(ctx) {
-        if workers::claim_slot(&ctx.db, kind.as_str(), slot, &ctx.id).await? {
-            enqueue(&ctx.db, &internal_job(kind, ctx.settings.worker.job_max_attempts)).await?;
-            workers::prune_slots(&ctx.db, kind.as_str(), slot - KEEP_SLOTS).await?;
-            enqueued.push(kind);
+    for job in schedules(ctx) {
+        if workers::claim_slot(&ctx.db, job.kind, slot, &ctx.id).await? {
+            enqueue(&ctx.db, &job).await?;
+            workers::prune_slots(&ctx.db, job.kind, slot - KEEP_SLOTS).await?;
+            enqueued.push(job.kind);
         }
     }
     Ok(enqueued)

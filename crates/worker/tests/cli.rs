@@ -100,5 +100,5 @@ async fn backup_then_restore_round_trips_a_sqlite_database() {
     let report = String::from_utf8(restore.stdout).unwrap();
     assert!(report.contains("integrity ok") && report.contains("jobs: 1 rows"), "{report}");
     let restored = target.connect().await;
-    assert_eq!(support::count_status(&restored, "queued").await, 1);
+    assert_eq!(support::count_status(&restored, shared_core::db::jobs::JobStatus::Queued).await, 1);
 }

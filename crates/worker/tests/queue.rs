@@ -13,8 +13,12 @@ use std::time::Duration;
 
 use common::{TestDb, on_both_backends, settings_for, with_smtp};
 use shared_core::db::Backend;
+use shared_core::db::jobs::NewJob;
 use shared_core::db::jobs::{self, JobStatus};
-use shared_core::jobs::{email_job, enqueue};
+use shared_core::jobs::enqueue;
+use shared_core::jobs::kind::Kind;
+use shared_core::jobs::kinds::SendEmail;
+use shared_core::jobs::kinds::send_email::SendEmailPayload;
 use shared_core::testing::SmtpCatcher;
 use shared_core::with_pool;
 use support::{WorkerProcess, count_status, migrated, noop, spawn_worker, wait_for_job};
@@ -38,12 +42,12 @@ async fn a_job_whose_worker_is_killed_is_picked_up_after_its_lease_and_completes
         env.insert("JOB_LEASE_SECONDS".into(), "2".into());
     };
     let mut first = WorkerProcess::start(&test_db, lease);
-    let running = wait_for_job(&db, job.id, Duration::from_secs(15), |j| j.status == "running").await;
+    let running = wait_for_job(&db, job.id, Duration::from_secs(15), |j| j.status == JobStatus::Running).await;
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(5)).await;
 
     let _second = WorkerProcess::start(&test_db, lease);
-    let done = wait_for_job(&db, job.id, Duration::from_secs(30), |j| j.status == "succeeded").await;
+    let done = wait_for_job(&db, job.id, Duration::from_secs(30), |j| j.status == JobStatus::Succeeded).await;
     assert_eq!(done.attempts, 2, "the killed attempt counts, the second one finished");
     assert_ne!(done.lease_owner, running.lease_owner, "another worker finished it");
 }
@@ -65,11 +69,11 @@ async fn two_workers_drain_2000_jobs_each_claimed_once(backend: Backend) {
     let _a = WorkerProcess::start(&test_db, concurrency);
     let _b = WorkerProcess::start(&test_db, concurrency);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    while count_status(&db, "succeeded").await < JOBS as i64 {
+    while count_status(&db, JobStatus::Succeeded).await < JOBS as i64 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "not drained: {} succeeded",
-            count_status(&db, "succeeded").await
+            count_status(&db, JobStatus::Succeeded).await
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -83,8 +87,19 @@ async fn two_workers_drain_2000_jobs_each_claimed_once(backend: Backend) {
     assert_eq!(workers, 2, "both workers took a share");
 }
 
-fn an_email() -> shared_core::email::Email {
-    shared_core::email::Email { to: "someone@example.com".into(), subject: "Hello".into(), html: "<p>hi</p>".into() }
+/// A `send_email` job with `max_attempts`.
+fn email_job(max_attempts: i32) -> NewJob<SendEmailPayload> {
+    let payload =
+        SendEmailPayload { to: "someone@example.com".into(), subject: "Hello".into(), html: "<p>hi</p>".into() };
+    NewJob {
+        kind: SendEmail::NAME,
+        payload,
+        owner_id: None,
+        priority: 10,
+        run_at: None,
+        max_attempts,
+        idempotency_key: None,
+    }
 }
 
 async fn failing_deliveries_are_retried_with_backoff_and_the_email_arrives_once(backend: Backend) {
@@ -92,12 +107,12 @@ async fn failing_deliveries_are_retried_with_backoff_and_the_email_arrives_once(
     catcher.refuse_next(2);
     let test_db = TestDb::new(backend).await;
     let db = migrated(&test_db).await;
-    let (job, _) = enqueue(&db, &email_job(&an_email(), 5)).await.unwrap();
+    let (job, _) = enqueue(&db, &email_job(5)).await.unwrap();
     let worker = spawn_worker(&test_db, |env| {
         with_smtp(env, catcher.port());
         env.insert("JOB_BACKOFF_BASE_MS".into(), "300".into());
     });
-    let done = wait_for_job(&db, job.id, Duration::from_secs(30), |j| j.status == "succeeded").await;
+    let done = wait_for_job(&db, job.id, Duration::from_secs(30), |j| j.status == JobStatus::Succeeded).await;
     assert_eq!(done.attempts, 3, "two refusals, then delivery");
     // Backoff: at least half of 300 ms + 600 ms passed between the first try and the success.
     let spread = done.finished_at.unwrap() - job.created_at;
@@ -115,9 +130,9 @@ async fn a_job_out_of_attempts_is_failed_with_its_last_error(backend: Backend) {
     catcher.refuse_next(100);
     let test_db = TestDb::new(backend).await;
     let db = migrated(&test_db).await;
-    let (job, _) = enqueue(&db, &email_job(&an_email(), 3)).await.unwrap();
+    let (job, _) = enqueue(&db, &email_job(3)).await.unwrap();
     let worker = spawn_worker(&test_db, |env| with_smtp(env, catcher.port()));
-    let failed = wait_for_job(&db, job.id, Duration::from_secs(30), |j| j.status == "failed").await;
+    let failed = wait_for_job(&db, job.id, Duration::from_secs(30), |j| j.status == JobStatus::Failed).await;
     assert_eq!(failed.attempts, 3);
     assert!(failed.finished_at.is_some());
     assert!(failed.last_error.as_deref().unwrap_or_default().contains("SMTP"), "{:?}", failed.last_error);
@@ -150,14 +165,14 @@ async fn cancel_racing_a_claim_never_runs_a_cancelled_job(backend: Backend) {
     }
     for (id, was_cancelled) in &cancelled {
         let job = wait_for_job(&db, *id, Duration::from_secs(60), |j| {
-            matches!(JobStatus::parse(&j.status), Some(JobStatus::Succeeded | JobStatus::Cancelled))
+            matches!(j.status, JobStatus::Succeeded | JobStatus::Cancelled)
         })
         .await;
         if *was_cancelled {
-            assert_eq!(job.status, "cancelled");
+            assert_eq!(job.status, JobStatus::Cancelled);
             assert!(job.started_at.is_none(), "a cancelled job ran: {job:?}");
         } else {
-            assert_eq!(job.status, "succeeded", "cancel said no, so the job must have run");
+            assert_eq!(job.status, JobStatus::Succeeded, "cancel said no, so the job must have run");
         }
     }
     worker.stop().await;
@@ -170,7 +185,7 @@ async fn sigterm_lets_in_flight_jobs_finish(backend: Backend) {
     let mut worker = WorkerProcess::start(&test_db, |env| {
         env.insert("SHUTDOWN_GRACE_SECONDS".into(), "10".into());
     });
-    wait_for_job(&db, job.id, Duration::from_secs(15), |j| j.status == "running").await;
+    wait_for_job(&db, job.id, Duration::from_secs(15), |j| j.status == JobStatus::Running).await;
     worker.signal("TERM");
     let status = worker.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "{status:?}");
@@ -185,12 +200,12 @@ async fn sigterm_hands_back_jobs_that_outlast_the_grace_period(backend: Backend)
     let mut worker = WorkerProcess::start(&test_db, |env| {
         env.insert("SHUTDOWN_GRACE_SECONDS".into(), "1".into());
     });
-    wait_for_job(&db, job.id, Duration::from_secs(15), |j| j.status == "running").await;
+    wait_for_job(&db, job.id, Duration::from_secs(15), |j| j.status == JobStatus::Running).await;
     worker.signal("TERM");
     let status = worker.wait_exit(Duration::from_secs(8)).await;
     assert!(status.success(), "{status:?}");
     let back = jobs::find(&db, job.id).await.unwrap().unwrap();
-    assert_eq!(back.status, "queued", "handed back, not left running until its lease expires");
+    assert_eq!(back.status, JobStatus::Queued, "handed back, not left running until its lease expires");
     assert_eq!(back.attempts, 0, "the interrupted attempt does not count");
     assert!(back.lease_owner.is_none());
 }
@@ -212,7 +227,7 @@ async fn a_schedule_slot_runs_once_with_two_workers(backend: Backend) {
     let enqueued = from_a.unwrap().len() + from_b.unwrap().len();
     let expected = if backend == Backend::Sqlite { 2 } else { 1 }; // purge, plus the backup on SQLite
     assert_eq!(enqueued, expected);
-    assert_eq!(count_status(&db, "queued").await, expected as i64);
+    assert_eq!(count_status(&db, JobStatus::Queued).await, expected as i64);
     // The same slot again: nothing new. The next slot: runs again.
     assert!(worker::schedule::tick(&a, now).await.unwrap().is_empty());
     let next = now + settings.worker.scan_interval.as_secs() as i64;

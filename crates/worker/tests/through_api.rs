@@ -158,8 +158,8 @@ async fn a_recovery_email_arrives_once_despite_refused_deliveries(backend: Backe
     // Succeeded is final, and a stopped worker has finished all it started:
     // then the catcher holds every delivery there will be.
     let succeeded = shared_core::db::jobs::JobFilter {
-        kind: Some("password_recovery".into()),
-        status: Some("succeeded".into()),
+        kind: Some(shared_core::jobs::kinds::JobKind::PasswordRecovery),
+        status: Some(shared_core::db::jobs::JobStatus::Succeeded),
         ..Default::default()
     };
     common::wait_until("both recoveries succeeded", Duration::from_secs(30), || async {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod client;
 pub mod fields;
 pub mod form;
 pub mod path;

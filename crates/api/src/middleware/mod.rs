@@ -7,6 +7,7 @@
 pub mod error_reporting;
 pub mod json_errors;
 pub mod panic;
+pub mod rate_limit;
 pub mod request_id;
 pub mod run_to_completion;
 pub mod security_headers;

@@ -16,26 +16,19 @@
 //! Redis fails, requests are counted in memory instead, never failed; Redis
 //! is tried again after a short pause.
 
-mod client;
 mod memory;
 mod redis_store;
 mod window;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use shared_core::Settings;
 use shared_core::config::RateLimitSettings;
 
 use crate::error::ApiError;
-use crate::state::AppState;
-pub use client::ClientAddress;
 use memory::MemoryStore;
 use redis_store::RedisStore;
 
@@ -139,6 +132,11 @@ impl RateLimiter {
 
     /// Before checking credentials: refused once this client's failures
     /// (for this account, or in all) are used up.
+    /// The general budget of one request from `client` (a user or an address key).
+    pub async fn request_allowed(&self, client: String) -> Result<(), ApiError> {
+        self.count_all("general", &[(client, self.0.limits.per_minute)], Count::Take).await
+    }
+
     pub async fn credentials_allowed(&self, client: IpAddr, account: Option<&str>) -> Result<(), ApiError> {
         self.count_all("login_failures", &self.failure_counters(client, account), Count::Check).await
     }
@@ -172,18 +170,4 @@ impl RateLimiter {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// The middleware on every `/api/v1` route: the general budget.
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let key = match client::user_id(request.headers(), &state.tokens) {
-        Some(user) => format!("user:{user}"),
-        None => format!("ip:{}", client::address(request.headers(), peer, &state.settings.http.trusted_proxies)),
-    };
-    let limiter = &state.rate_limiter;
-    match limiter.count_all("general", &[(key, limiter.0.limits.per_minute)], Count::Take).await {
-        Ok(()) => next.run(request).await,
-        Err(refused) => refused.into_response(),
-    }
 }

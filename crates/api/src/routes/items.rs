@@ -6,12 +6,13 @@ use shared_core::db::items::{self, Item, ItemChanges};
 use shared_core::db::users::User;
 use uuid::Uuid;
 
+use super::responses::{Invalid, ItemLookup};
 use crate::error::ApiError;
 use crate::extract::auth::CurrentUser;
 use crate::extract::body::JsonBody;
 use crate::extract::path::PathId;
 use crate::extract::query::Paging;
-use crate::models::{HTTPValidationError, ItemCreate, ItemPublic, ItemUpdate, ItemsPublic, Message};
+use crate::models::{ItemCreate, ItemPublic, ItemUpdate, ItemsPublic, Message};
 use crate::state::AppState;
 
 /// Retrieve items.
@@ -24,7 +25,7 @@ use crate::state::AppState;
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = ItemsPublic),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn read_items(
@@ -47,7 +48,7 @@ pub async fn read_items(
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = ItemPublic),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn create_item(
@@ -78,9 +79,7 @@ async fn owned_item(state: &AppState, user: &User, id: Uuid) -> Result<Item, Api
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = ItemPublic),
-        (status = 403, description = "Not the owner"),
-        (status = 404, description = "No such item"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        ItemLookup,
     )
 )]
 pub async fn read_item(
@@ -102,9 +101,7 @@ pub async fn read_item(
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = ItemPublic),
-        (status = 403, description = "Not the owner"),
-        (status = 404, description = "No such item"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        ItemLookup,
     )
 )]
 pub async fn update_item(
@@ -129,9 +126,7 @@ pub async fn update_item(
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = Message),
-        (status = 403, description = "Not the owner"),
-        (status = 404, description = "No such item"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        ItemLookup,
     )
 )]
 pub async fn delete_item(

@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use shared_core::db::jobs::{self, Job, JobFilter, JobStatus, NewJob};
 use shared_core::db::users::User;
-use shared_core::jobs::kinds::{self, JobKind};
+use shared_core::jobs::kinds::JobKind;
 use uuid::Uuid;
 
+use super::responses::{Invalid, JobLookup};
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::auth::CurrentUser;
 use crate::extract::body::JsonBody;
@@ -42,7 +43,7 @@ pub async fn create_job(
     let kind = match JobKind::parse(&body.kind) {
         Some(kind) if kind.submittable_by(true) => kind,
         _ => {
-            let submittable = JobKind::ALL.into_iter().filter(|kind| kind.submittable_by(true));
+            let submittable = JobKind::ALL.iter().copied().filter(|kind| kind.submittable_by(true));
             let msg = literal_message(submittable.map(JobKind::as_str));
             let issue = ValidationIssue::new("literal_error", &["body", "kind"], msg, Value::String(body.kind));
             return Err(ApiError::Validation(vec![issue]));
@@ -51,13 +52,13 @@ pub async fn create_job(
     if !kind.submittable_by(user.is_superuser) {
         return Err(ApiError::Forbidden("The user doesn't have enough privileges"));
     }
-    if let Err(reason) = kinds::validate_payload(kind, &payload) {
+    if let Err(reason) = kind.validate(&payload) {
         let issue =
             ValidationIssue::new("value_error", &["body", "payload"], format!("Value error, {reason}"), payload);
         return Err(ApiError::Validation(vec![issue]));
     }
     let new = NewJob {
-        kind: kind.as_str().to_owned(),
+        kind: kind.as_str(),
         payload,
         owner_id: Some(user.id),
         priority: 0,
@@ -79,7 +80,7 @@ pub async fn create_job(
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = JobsPublic),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn read_jobs(
@@ -89,20 +90,22 @@ pub async fn read_jobs(
 ) -> Result<Json<JobsPublic>, ApiError> {
     let mut issues = Vec::new();
     let paging = Paging::from_params(&params, &mut issues);
-    let status = params.0.get("status").cloned();
-    if let Some(status) = &status
-        && JobStatus::parse(status).is_none()
-    {
-        let msg = literal_message(JobStatus::ALL.map(JobStatus::as_str));
-        issues.push(ValidationIssue::new("enum", &["query", "status"], msg, Value::String(status.clone())));
-    }
-    let kind = params.0.get("kind").cloned();
-    if let Some(kind) = &kind
-        && JobKind::parse(kind).is_none()
-    {
-        let msg = literal_message(JobKind::ALL.map(JobKind::as_str));
-        issues.push(ValidationIssue::new("enum", &["query", "kind"], msg, Value::String(kind.clone())));
-    }
+    let status = params.0.get("status").and_then(|text| {
+        let status = JobStatus::parse(text);
+        if status.is_none() {
+            let msg = literal_message(JobStatus::ALL.map(JobStatus::as_str));
+            issues.push(ValidationIssue::new("enum", &["query", "status"], msg, Value::String(text.clone())));
+        }
+        status
+    });
+    let kind = params.0.get("kind").and_then(|text| {
+        let kind = JobKind::parse(text);
+        if kind.is_none() {
+            let msg = literal_message(JobKind::ALL.iter().map(|kind| kind.as_str()));
+            issues.push(ValidationIssue::new("enum", &["query", "kind"], msg, Value::String(text.clone())));
+        }
+        kind
+    });
     if !issues.is_empty() {
         return Err(ApiError::Validation(issues));
     }
@@ -151,9 +154,7 @@ async fn visible_job(state: &AppState, user: &User, id: Uuid) -> Result<Job, Api
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = JobPublic),
-        (status = 403, description = "Not the owner"),
-        (status = 404, description = "No such job"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        JobLookup,
     )
 )]
 pub async fn read_job(
@@ -177,7 +178,7 @@ pub async fn read_job(
         (status = 403, description = "Not the owner"),
         (status = 404, description = "No such job"),
         (status = 409, description = "Job is no longer queued"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn cancel_job(
@@ -203,7 +204,7 @@ pub async fn cancel_job(
         (status = 403, description = "Not the owner"),
         (status = 404, description = "No such job"),
         (status = 409, description = "The job has not succeeded (yet)"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn read_job_result(

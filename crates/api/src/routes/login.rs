@@ -8,14 +8,17 @@ use shared_core::auth::password::Verified;
 use shared_core::db::users::{self, User, UserChanges};
 use shared_core::email::templates;
 use shared_core::jobs;
+use shared_core::jobs::kinds::PasswordRecovery;
+use shared_core::jobs::kinds::password_recovery::PasswordRecoveryPayload;
 
+use super::responses::{Invalid, SuperuserInput};
 use crate::error::ApiError;
 use crate::extract::auth::{CurrentSuperuser, CurrentUser};
 use crate::extract::body::JsonBody;
+use crate::extract::client::ClientAddress;
 use crate::extract::form::LoginForm;
 use crate::extract::path::PathText;
-use crate::models::{HTTPValidationError, LoginFormBody, Message, NewPassword, Token, UserPublic};
-use crate::rate_limit::ClientAddress;
+use crate::models::{LoginFormBody, Message, NewPassword, Token, UserPublic};
 use crate::state::AppState;
 
 /// OAuth2 compatible token login: an access token for future requests.
@@ -28,7 +31,7 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "Successful Response", body = Token),
         (status = 400, description = "Incorrect email or password, or inactive user"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn login_access_token(
@@ -45,10 +48,7 @@ pub async fn login_access_token(
     if !user.is_active {
         return Err(ApiError::BadRequest("Inactive user"));
     }
-    let access_token = state
-        .tokens
-        .create_access_token(user.id, state.settings.access_token_expire)
-        .map_err(|err| ApiError::Internal(err.into()))?;
+    let access_token = state.tokens.create_access_token(user.id, state.settings.access_token_expire)?;
     Ok(Json(Token { access_token, token_type: "bearer".to_owned() }))
 }
 
@@ -61,8 +61,7 @@ async fn authenticate(state: &AppState, email: &str, password: &str) -> Result<O
         state.hasher.verify_dummy(password).await;
         return Ok(None);
     };
-    let verified =
-        state.hasher.verify(password, &user.hashed_password).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let verified = state.hasher.verify(password, &user.hashed_password).await?;
     match verified {
         Verified::Invalid => Ok(None),
         Verified::Valid { needs_rehash } => {
@@ -109,7 +108,7 @@ pub async fn test_token(CurrentUser(user): CurrentUser) -> Json<UserPublic> {
     params(("email" = String, Path)),
     responses(
         (status = 200, description = "Successful Response", body = Message),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn recover_password(
@@ -122,11 +121,9 @@ pub async fn recover_password(
     // one insert), so the answer's timing tells nothing: the worker looks
     // the address up and mails only a user.
     if state.settings.email_enabled() {
-        let token = state
-            .tokens
-            .create_reset_token(&email, state.settings.email_reset_token_expire)
-            .map_err(|err| ApiError::Internal(err.into()))?;
-        let job = jobs::password_recovery_job(&email, &token, state.settings.worker.job_max_attempts);
+        let token = state.tokens.create_reset_token(&email, state.settings.email_reset_token_expire)?;
+        let payload = PasswordRecoveryPayload { email, token };
+        let job = jobs::internal_job::<PasswordRecovery>(payload, &state.settings.worker);
         jobs::enqueue(&state.db, &job).await?;
     }
     Ok(Json(Message::new("If that email is registered, we sent a password recovery link")))
@@ -142,7 +139,7 @@ pub async fn recover_password(
     responses(
         (status = 200, description = "Successful Response", body = Message),
         (status = 400, description = "Invalid token or inactive user"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn reset_password(
@@ -165,7 +162,7 @@ pub async fn reset_password(
     if !user.is_active {
         return Err(ApiError::BadRequest("Inactive user"));
     }
-    let hashed_password = Some(state.hasher.hash(&body.new_password).await.map_err(|e| ApiError::Internal(e.into()))?);
+    let hashed_password = Some(state.hasher.hash(&body.new_password).await?);
     users::update(&state.db, user.id, UserChanges { hashed_password, ..UserChanges::default() }).await?;
     Ok(Json(Message::new("Password updated successfully")))
 }
@@ -180,9 +177,8 @@ pub async fn reset_password(
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", content_type = "text/html", body = String),
-        (status = 403, description = "Not a superuser"),
         (status = 404, description = "No such user"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        SuperuserInput,
     )
 )]
 pub async fn recover_password_html_content(
@@ -193,10 +189,7 @@ pub async fn recover_password_html_content(
     let user = users::find_by_email(&state.db, &email)
         .await?
         .ok_or(ApiError::NotFound("The user with this username does not exist in the system."))?;
-    let token = state
-        .tokens
-        .create_reset_token(&user.email, state.settings.email_reset_token_expire)
-        .map_err(|err| ApiError::Internal(err.into()))?;
+    let token = state.tokens.create_reset_token(&user.email, state.settings.email_reset_token_expire)?;
     let email = templates::reset_password(&state.settings, &user.email, &token);
     let mut response = Html(email.html).into_response();
     // FastAPI sends the subject as a header too; a subject that is not a

@@ -7,6 +7,7 @@ pub mod items;
 pub mod jobs;
 pub mod login;
 pub mod private;
+pub mod responses;
 pub mod users;
 pub mod utils;
 
@@ -21,8 +22,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::middleware::rate_limit;
 use crate::middleware::{self, RequestTasks, trailing_slash::KnownPaths};
-use crate::rate_limit;
 use crate::state::AppState;
 
 #[derive(OpenApi)]

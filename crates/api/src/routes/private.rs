@@ -4,9 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use shared_core::db::users::NewUser;
 
+use super::responses::Invalid;
 use crate::error::ApiError;
 use crate::extract::body::JsonBody;
-use crate::models::{HTTPValidationError, PrivateUserCreate, UserPublic};
+use crate::models::{PrivateUserCreate, UserPublic};
 use crate::state::AppState;
 
 /// Create a new user (local environment only).
@@ -19,7 +20,7 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "Successful Response", body = UserPublic),
         (status = 400, description = "The email is taken"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn create_user(

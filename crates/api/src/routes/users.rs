@@ -6,14 +6,14 @@ use shared_core::auth::password::Verified;
 use shared_core::db::users::{self, NewUser, User, UserChanges};
 use shared_core::email::{Email, templates};
 
+use super::responses::{Invalid, SuperuserInput};
 use crate::error::ApiError;
 use crate::extract::auth::{CurrentSuperuser, CurrentUser};
 use crate::extract::body::JsonBody;
 use crate::extract::path::PathId;
 use crate::extract::query::Paging;
 use crate::models::{
-    HTTPValidationError, Message, UpdatePassword, UserCreate, UserPublic, UserRegister, UserUpdate, UserUpdateMe,
-    UsersPublic,
+    Message, UpdatePassword, UserCreate, UserPublic, UserRegister, UserUpdate, UserUpdateMe, UsersPublic,
 };
 use crate::notify;
 use crate::state::AppState;
@@ -28,8 +28,7 @@ use crate::state::AppState;
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = UsersPublic),
-        (status = 403, description = "Not a superuser"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        SuperuserInput,
     )
 )]
 pub async fn read_users(
@@ -52,8 +51,7 @@ pub async fn read_users(
     responses(
         (status = 200, description = "Successful Response", body = UserPublic),
         (status = 400, description = "The email is taken"),
-        (status = 403, description = "Not a superuser"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        SuperuserInput,
     )
 )]
 pub async fn create_user(
@@ -87,12 +85,10 @@ pub(super) async fn register(
     if users::find_by_email(&state.db, new.email).await?.is_some() {
         return Err(ApiError::BadRequest(taken));
     }
-    let hashed_password = state.hasher.hash(password).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let hashed_password = state.hasher.hash(password).await?;
     new.hashed_password = &hashed_password;
     let mut tx = state.db.begin_write().await?;
-    let user = users::create(&mut tx, new)
-        .await
-        .map_err(|err| if users::is_unique_violation(&err) { ApiError::BadRequest(taken) } else { err.into() })?;
+    let user = users::create(&mut tx, new).await.map_err(|err| taken_or(err, ApiError::BadRequest(taken)))?;
     if let Some(email) = welcome {
         notify::send_in(&mut tx, state, email).await?;
     }
@@ -124,7 +120,7 @@ pub async fn read_user_me(CurrentUser(user): CurrentUser) -> Json<UserPublic> {
     responses(
         (status = 200, description = "Successful Response", body = UserPublic),
         (status = 409, description = "The email is taken"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn update_user_me(
@@ -145,12 +141,17 @@ async fn apply_changes(state: &AppState, id: uuid::Uuid, changes: UserChanges) -
     {
         return Err(ApiError::Conflict(TAKEN));
     }
-    match users::update(&state.db, id, changes).await {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(ApiError::NotFound("The user with this id does not exist in the system")),
-        Err(err) if users::is_unique_violation(&err) => Err(ApiError::Conflict(TAKEN)),
-        Err(err) => Err(err.into()),
-    }
+    users::update(&state.db, id, changes)
+        .await
+        .map_err(|err| taken_or(err, ApiError::Conflict(TAKEN)))?
+        .ok_or(ApiError::NotFound("The user with this id does not exist in the system"))
+}
+
+/// A write that lost a race for an email to a concurrent one fails on the
+/// unique index after the check before it passed: it answers `taken`, as
+/// the check would have.
+fn taken_or(err: sqlx::Error, taken: ApiError) -> ApiError {
+    if users::is_unique_violation(&err) { taken } else { err.into() }
 }
 
 /// Update own password.
@@ -164,7 +165,7 @@ async fn apply_changes(state: &AppState, id: uuid::Uuid, changes: UserChanges) -
     responses(
         (status = 200, description = "Successful Response", body = Message),
         (status = 400, description = "Incorrect password, or the same as the current one"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn update_password_me(
@@ -172,18 +173,14 @@ pub async fn update_password_me(
     CurrentUser(user): CurrentUser,
     JsonBody(body): JsonBody<UpdatePassword>,
 ) -> Result<Json<Message>, ApiError> {
-    let verified = state
-        .hasher
-        .verify(&body.current_password, &user.hashed_password)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let verified = state.hasher.verify(&body.current_password, &user.hashed_password).await?;
     if verified == Verified::Invalid {
         return Err(ApiError::BadRequest("Incorrect password"));
     }
     if body.current_password == body.new_password {
         return Err(ApiError::BadRequest("New password cannot be the same as the current one"));
     }
-    let hashed_password = Some(state.hasher.hash(&body.new_password).await.map_err(|e| ApiError::Internal(e.into()))?);
+    let hashed_password = Some(state.hasher.hash(&body.new_password).await?);
     users::update(&state.db, user.id, UserChanges { hashed_password, ..UserChanges::default() }).await?;
     Ok(Json(Message::new("Password updated successfully")))
 }
@@ -221,7 +218,7 @@ pub async fn delete_user_me(
     responses(
         (status = 200, description = "Successful Response", body = UserPublic),
         (status = 400, description = "The email is taken"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn register_user(
@@ -252,7 +249,7 @@ pub async fn register_user(
         (status = 200, description = "Successful Response", body = UserPublic),
         (status = 403, description = "Someone else's record"),
         (status = 404, description = "No such user"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn read_user_by_id(
@@ -282,10 +279,9 @@ pub async fn read_user_by_id(
     security(("OAuth2PasswordBearer" = [])),
     responses(
         (status = 200, description = "Successful Response", body = UserPublic),
-        (status = 403, description = "Not a superuser"),
         (status = 404, description = "No such user"),
         (status = 409, description = "The email is taken"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        SuperuserInput,
     )
 )]
 pub async fn update_user(
@@ -298,7 +294,7 @@ pub async fn update_user(
         return Err(ApiError::NotFound("The user with this id does not exist in the system"));
     }
     let hashed_password = match &body.password {
-        Some(password) => Some(state.hasher.hash(password).await.map_err(|e| ApiError::Internal(e.into()))?),
+        Some(password) => Some(state.hasher.hash(password).await?),
         None => None,
     };
     let changes = UserChanges {
@@ -323,7 +319,7 @@ pub async fn update_user(
         (status = 200, description = "Successful Response", body = Message),
         (status = 403, description = "Not a superuser, or the superuser's own account"),
         (status = 404, description = "No such user"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn delete_user(

@@ -6,11 +6,12 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use shared_core::email::templates;
 
+use super::responses::Invalid;
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::auth::CurrentSuperuser;
 use crate::extract::fields::normalise_email;
 use crate::extract::query::QueryParams;
-use crate::models::{HTTPValidationError, Message};
+use crate::models::Message;
 use crate::notify;
 use crate::state::AppState;
 
@@ -25,7 +26,7 @@ use crate::state::AppState;
     responses(
         (status = 201, description = "Successful Response", body = Message),
         (status = 503, description = "Email is not configured"),
-        (status = 422, description = "Validation Error", body = HTTPValidationError),
+        Invalid,
     )
 )]
 pub async fn test_email(

@@ -14,6 +14,9 @@ use api::startup::Application;
 use api::state::AppState;
 use shared_core::Settings;
 use shared_core::db::{Backend, Db};
+use shared_core::jobs::kinds::JobKind;
+use shared_core::jobs::kinds::password_recovery::PasswordRecoveryPayload;
+use shared_core::jobs::kinds::send_email::SendEmailPayload;
 use sqlx::Connection;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -303,21 +306,21 @@ impl TestApp {
 
 impl TestApp {
     /// The payloads of the queued jobs of `kind`, oldest first.
-    async fn queued(&self, kind: &str) -> Vec<serde_json::Value> {
-        let filter = shared_core::db::jobs::JobFilter { kind: Some(kind.into()), ..Default::default() };
+    async fn queued(&self, kind: JobKind) -> Vec<serde_json::Value> {
+        let filter = shared_core::db::jobs::JobFilter { kind: Some(kind), ..Default::default() };
         let (jobs, _) = shared_core::db::jobs::list(&self.state.db, &filter, 0, 1000).await.expect("list jobs");
         jobs.into_iter().rev().map(|job| job.payload.0).collect()
     }
 
     /// The emails queued as `send_email` jobs, oldest first.
-    pub async fn queued_emails(&self) -> Vec<shared_core::jobs::kinds::SendEmailPayload> {
-        let payloads = self.queued("send_email").await;
+    pub async fn queued_emails(&self) -> Vec<SendEmailPayload> {
+        let payloads = self.queued(JobKind::SendEmail).await;
         payloads.into_iter().map(|p| serde_json::from_value(p).expect("an email payload")).collect()
     }
 
     /// The password recoveries queued for the worker, oldest first.
-    pub async fn queued_recoveries(&self) -> Vec<shared_core::jobs::kinds::PasswordRecoveryPayload> {
-        let payloads = self.queued("password_recovery").await;
+    pub async fn queued_recoveries(&self) -> Vec<PasswordRecoveryPayload> {
+        let payloads = self.queued(JobKind::PasswordRecovery).await;
         payloads.into_iter().map(|p| serde_json::from_value(p).expect("a recovery payload")).collect()
     }
 }

@@ -141,9 +141,10 @@ pub struct Settings {
     /// Email is on only when SMTP_HOST and EMAILS_FROM_EMAIL are both set
     /// ([`Settings::email_enabled`]).
     pub smtp: SmtpSettings,
-    pub email_test_user: String,
     pub rate_limit: RateLimitSettings,
     pub worker: WorkerSettings,
+    /// What was in force for each variable read, recorded while reading.
+    shown: Vec<(&'static str, String)>,
 }
 
 /// One thing wrong with the configuration, naming the variable to fix.
@@ -202,8 +203,9 @@ impl Settings {
         let mut r = Reader::new(env);
 
         let environment = read_environment(&mut r);
+        r.show("ENVIRONMENT", environment.as_str());
         let local = environment == Environment::Local;
-        let project_name = r.string("PROJECT_NAME", "Full Stack FastAPI Project");
+        let project_name = r.string("PROJECT_NAME");
 
         let secret_key = match r.secret("SECRET_KEY") {
             Some(key) => key,
@@ -211,6 +213,7 @@ impl Settings {
                 r.warnings.push(
                     "SECRET_KEY is unset: using a random key, so tokens die with this process; set SECRET_KEY to keep them".into(),
                 );
+                r.show("SECRET_KEY", "[redacted]");
                 Secret::new(Alphanumeric.sample_string(&mut rand::rng(), 64))
             }
             None => {
@@ -220,13 +223,14 @@ impl Settings {
         };
 
         let database_url = read_database_url(&mut r);
+        r.show("DATABASE_URL", redact_url(database_url.expose()));
         let database = DatabaseSettings {
             url: database_url,
-            pool_size: r.positive("DATABASE_POOL_SIZE", 10).min(u64::from(u32::MAX)) as u32,
-            acquire_timeout: Duration::from_secs(r.positive("DATABASE_ACQUIRE_TIMEOUT_SECONDS", 5)),
+            pool_size: r.positive("DATABASE_POOL_SIZE").min(u64::from(u32::MAX)) as u32,
+            acquire_timeout: Duration::from_secs(r.positive("DATABASE_ACQUIRE_TIMEOUT_SECONDS")),
         };
 
-        let frontend_host = r.string("FRONTEND_HOST", "http://localhost:5173").trim_end_matches('/').to_owned();
+        let frontend_host = r.string("FRONTEND_HOST").trim_end_matches('/').to_owned();
         let mut cors_origins = vec![frontend_host.clone()];
         for origin in r.list("BACKEND_CORS_ORIGINS") {
             let origin = origin.trim_end_matches('/').to_owned();
@@ -262,22 +266,29 @@ impl Settings {
         // (the images and compose files set 0.0.0.0:8000).
         let listen_host = if local { [127, 0, 0, 1] } else { [0, 0, 0, 0] };
         let http = HttpSettings {
-            listen_addr: r.parse("LISTEN_ADDR", SocketAddr::from((listen_host, 8000)), "an address like 0.0.0.0:8000"),
-            request_timeout: Duration::from_secs(r.positive("REQUEST_TIMEOUT_SECONDS", 30)),
-            max_body_bytes: r.positive("MAX_BODY_BYTES", 1024 * 1024) as usize,
-            max_in_flight_requests: r.positive("MAX_IN_FLIGHT_REQUESTS", 1024) as usize,
-            header_read_timeout: Duration::from_secs(r.positive("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10)),
-            keep_alive_timeout: Duration::from_secs(r.positive("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", 130)),
-            max_connections: r.positive("HTTP_MAX_CONNECTIONS", 4096) as usize,
+            listen_addr: r.parse_or(
+                "LISTEN_ADDR",
+                SocketAddr::from((listen_host, 8000)),
+                "an address like 0.0.0.0:8000",
+            ),
+            request_timeout: Duration::from_secs(r.positive("REQUEST_TIMEOUT_SECONDS")),
+            max_body_bytes: r.positive("MAX_BODY_BYTES") as usize,
+            max_in_flight_requests: r.positive("MAX_IN_FLIGHT_REQUESTS") as usize,
+            header_read_timeout: Duration::from_secs(r.positive("HTTP_HEADER_READ_TIMEOUT_SECONDS")),
+            keep_alive_timeout: Duration::from_secs(r.positive("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS")),
+            max_connections: r.positive("HTTP_MAX_CONNECTIONS") as usize,
             trusted_proxies,
             cors_origins,
         };
         // Distinct ports, so an api and a worker run side by side on one host.
         let metrics_port = if binary == ReadBy::Worker { 9101 } else { 9100 };
-        let metrics_addr =
-            r.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], metrics_port)), "an address like 127.0.0.1:9100");
+        let metrics_addr = r.parse_or(
+            "METRICS_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], metrics_port)),
+            "an address like 127.0.0.1:9100",
+        );
 
-        let log_level = r.string("LOG_LEVEL", "info");
+        let log_level = r.string("LOG_LEVEL");
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
             r.problem("LOG_LEVEL", format!("`{log_level}` is not a tracing filter; use e.g. info or info,sqlx=warn"));
         }
@@ -292,55 +303,60 @@ impl Settings {
             }
         };
 
+        r.show("LOG_FORMAT", log_format.as_str());
         let sentry_dsn = read_sentry_dsn(&mut r, local);
 
-        let first_superuser = r.string("FIRST_SUPERUSER", "admin@example.com");
+        let first_superuser = r.string("FIRST_SUPERUSER");
         let first_superuser_password = r.secret("FIRST_SUPERUSER_PASSWORD").unwrap_or_else(|| Secret::new(CHANGETHIS));
+        r.show("FIRST_SUPERUSER_PASSWORD", "[redacted]");
 
         let smtp = read_smtp(&mut r, &project_name);
-        let email_test_user = r.string("EMAIL_TEST_USER", "test@example.com");
 
         let rate_limit = RateLimitSettings {
-            per_minute: r.per_minute("RATE_LIMIT_PER_MINUTE", 600),
-            login_failures_per_account: r.per_minute("LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE", 10),
-            login_failures_per_client: r.per_minute("LOGIN_FAILURES_PER_CLIENT_PER_MINUTE", 100),
-            recovery_per_client: r.per_minute("PASSWORD_RECOVERY_PER_CLIENT_PER_MINUTE", 20),
-            recovery_per_email: r.per_minute("PASSWORD_RECOVERY_PER_EMAIL_PER_MINUTE", 5),
+            per_minute: r.per_minute("RATE_LIMIT_PER_MINUTE"),
+            login_failures_per_account: r.per_minute("LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE"),
+            login_failures_per_client: r.per_minute("LOGIN_FAILURES_PER_CLIENT_PER_MINUTE"),
+            recovery_per_client: r.per_minute("PASSWORD_RECOVERY_PER_CLIENT_PER_MINUTE"),
+            recovery_per_email: r.per_minute("PASSWORD_RECOVERY_PER_EMAIL_PER_MINUTE"),
         };
         let worker = WorkerSettings {
-            concurrency: r.positive("WORKER_CONCURRENCY", 4) as usize,
-            scan_interval: Duration::from_secs(60 * r.positive("SCAN_INTERVAL_MINUTES", 60)),
-            job_retention: Duration::from_secs(86_400 * r.positive("JOB_RETENTION_DAYS", 7)),
-            backup_dir: PathBuf::from(r.string("BACKUP_DIR", "./data/backups")),
-            backup_keep: r.positive("BACKUP_KEEP", 7) as usize,
-            job_max_attempts: r.positive("JOB_MAX_ATTEMPTS", 5).min(1000) as i32,
-            job_lease: Duration::from_secs(r.positive("JOB_LEASE_SECONDS", 30)),
-            job_backoff_base: Duration::from_millis(r.positive("JOB_BACKOFF_BASE_MS", 2000)),
+            concurrency: r.positive("WORKER_CONCURRENCY") as usize,
+            scan_interval: Duration::from_secs(60 * r.positive("SCAN_INTERVAL_MINUTES")),
+            job_retention: Duration::from_secs(86_400 * r.positive("JOB_RETENTION_DAYS")),
+            backup_dir: PathBuf::from(r.string("BACKUP_DIR")),
+            backup_keep: r.positive("BACKUP_KEEP") as usize,
+            job_max_attempts: r.positive("JOB_MAX_ATTEMPTS").min(1000) as i32,
+            job_lease: Duration::from_secs(r.positive("JOB_LEASE_SECONDS")),
+            job_backoff_base: Duration::from_millis(r.positive("JOB_BACKOFF_BASE_MS")),
         };
 
+        let redis_url = r.secret("REDIS_URL");
+        if let Some(url) = &redis_url {
+            r.show("REDIS_URL", redact_url(url.expose()));
+        }
         let settings = Settings {
             environment,
             project_name,
             secret_key,
-            access_token_expire: Duration::from_secs(60 * r.positive("ACCESS_TOKEN_EXPIRE_MINUTES", 11_520)),
-            email_reset_token_expire: Duration::from_secs(3600 * r.positive("EMAIL_RESET_TOKEN_EXPIRE_HOURS", 48)),
+            access_token_expire: Duration::from_secs(60 * r.positive("ACCESS_TOKEN_EXPIRE_MINUTES")),
+            email_reset_token_expire: Duration::from_secs(3600 * r.positive("EMAIL_RESET_TOKEN_EXPIRE_HOURS")),
             frontend_host,
             database,
-            redis_url: r.secret("REDIS_URL"),
-            redis_key_prefix: r.string("REDIS_KEY_PREFIX", "app:"),
+            redis_url,
+            redis_key_prefix: r.string("REDIS_KEY_PREFIX"),
             http,
             metrics_addr,
             sentry_dsn,
             log_level,
             log_format,
-            migrate_on_start: r.bool("MIGRATE_ON_START", true),
-            shutdown_grace: Duration::from_secs(r.parse("SHUTDOWN_GRACE_SECONDS", 30, "a whole number of seconds")),
+            migrate_on_start: r.bool("MIGRATE_ON_START"),
+            shutdown_grace: Duration::from_secs(r.parse::<u64>("SHUTDOWN_GRACE_SECONDS", "a whole number of seconds")),
             first_superuser,
             first_superuser_password,
             smtp,
-            email_test_user,
             rate_limit,
             worker,
+            shown: r.shown(),
         };
         check_weak_secrets(&settings, binary, &mut r);
         report_ignored(env, &mut r);
@@ -359,74 +375,10 @@ impl Settings {
     /// The effective configuration as `VARIABLE = value` pairs, secrets
     /// redacted, of the variables `binary` reads: what `config check` prints.
     pub fn effective(&self, binary: ReadBy) -> Vec<(&'static str, String)> {
-        let shown = |s: &Option<Secret>| if s.is_some() { "[redacted]".to_owned() } else { "unset".to_owned() };
-        let secs = |d: Duration| d.as_secs().to_string();
-        let or_unset = |v: &str| if v.is_empty() { "unset".to_owned() } else { v.to_owned() };
-        let smtp = &self.smtp;
-        let rows = vec![
-            ("ENVIRONMENT", self.environment.as_str().to_owned()),
-            ("PROJECT_NAME", self.project_name.clone()),
-            ("SECRET_KEY", "[redacted]".to_owned()),
-            ("ACCESS_TOKEN_EXPIRE_MINUTES", (self.access_token_expire.as_secs() / 60).to_string()),
-            ("EMAIL_RESET_TOKEN_EXPIRE_HOURS", (self.email_reset_token_expire.as_secs() / 3600).to_string()),
-            ("FRONTEND_HOST", self.frontend_host.clone()),
-            ("BACKEND_CORS_ORIGINS", or_unset(&self.http.cors_origins.get(1..).unwrap_or_default().join(", "))),
-            ("DATABASE_URL", redact_url(self.database.url.expose())),
-            ("DATABASE_POOL_SIZE", self.database.pool_size.to_string()),
-            ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", secs(self.database.acquire_timeout)),
-            ("REDIS_URL", self.redis_url.as_ref().map_or("unset".into(), |u| redact_url(u.expose()))),
-            ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
-            ("LISTEN_ADDR", self.http.listen_addr.to_string()),
-            ("METRICS_ADDR", self.metrics_addr.to_string()),
-            ("SENTRY_DSN", self.sentry_dsn.as_ref().map_or("unset".into(), |_| "[redacted]".into())),
-            ("LOG_LEVEL", self.log_level.clone()),
-            ("LOG_FORMAT", self.log_format.as_str().to_owned()),
-            ("REQUEST_TIMEOUT_SECONDS", secs(self.http.request_timeout)),
-            ("MAX_BODY_BYTES", self.http.max_body_bytes.to_string()),
-            ("MAX_IN_FLIGHT_REQUESTS", self.http.max_in_flight_requests.to_string()),
-            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", secs(self.http.header_read_timeout)),
-            ("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", secs(self.http.keep_alive_timeout)),
-            ("HTTP_MAX_CONNECTIONS", self.http.max_connections.to_string()),
-            (
-                "TRUSTED_PROXIES",
-                self.http.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-            ),
-            ("MIGRATE_ON_START", self.migrate_on_start.to_string()),
-            ("SHUTDOWN_GRACE_SECONDS", secs(self.shutdown_grace)),
-            ("FIRST_SUPERUSER", self.first_superuser.clone()),
-            ("FIRST_SUPERUSER_PASSWORD", "[redacted]".to_owned()),
-            (
-                "email",
-                if self.email_enabled() {
-                    "enabled".into()
-                } else {
-                    "disabled (set SMTP_HOST and EMAILS_FROM_EMAIL)".into()
-                },
-            ),
-            ("SMTP_HOST", or_unset(&smtp.host)),
-            ("SMTP_PORT", smtp.port.to_string()),
-            ("SMTP_TLS", smtp.starttls.to_string()),
-            ("SMTP_SSL", smtp.ssl.to_string()),
-            ("SMTP_USER", smtp.user.clone().unwrap_or_else(|| "unset".into())),
-            ("SMTP_PASSWORD", shown(&smtp.password)),
-            ("EMAILS_FROM_EMAIL", or_unset(&smtp.from_email)),
-            ("EMAILS_FROM_NAME", smtp.from_name.clone()),
-            ("RATE_LIMIT_PER_MINUTE", self.rate_limit.per_minute.to_string()),
-            ("LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE", self.rate_limit.login_failures_per_account.to_string()),
-            ("LOGIN_FAILURES_PER_CLIENT_PER_MINUTE", self.rate_limit.login_failures_per_client.to_string()),
-            ("PASSWORD_RECOVERY_PER_CLIENT_PER_MINUTE", self.rate_limit.recovery_per_client.to_string()),
-            ("PASSWORD_RECOVERY_PER_EMAIL_PER_MINUTE", self.rate_limit.recovery_per_email.to_string()),
-            ("WORKER_CONCURRENCY", self.worker.concurrency.to_string()),
-            ("SCAN_INTERVAL_MINUTES", (self.worker.scan_interval.as_secs() / 60).to_string()),
-            ("JOB_RETENTION_DAYS", (self.worker.job_retention.as_secs() / 86_400).to_string()),
-            ("BACKUP_DIR", self.worker.backup_dir.display().to_string()),
-            ("BACKUP_KEEP", self.worker.backup_keep.to_string()),
-            ("JOB_MAX_ATTEMPTS", self.worker.job_max_attempts.to_string()),
-            ("JOB_LEASE_SECONDS", secs(self.worker.job_lease)),
-            ("JOB_BACKOFF_BASE_MS", self.worker.job_backoff_base.as_millis().to_string()),
-        ];
-        // Rows that are no variable ("email") concern both binaries.
-        rows.into_iter().filter(|(name, _)| vars::find(name).is_none_or(|v| v.is_read_by(binary))).collect()
+        let email = if self.email_enabled() { "enabled" } else { "disabled (set SMTP_HOST and EMAILS_FROM_EMAIL)" };
+        let read = self.shown.iter().filter(|(name, _)| vars::find(name).is_some_and(|v| v.is_read_by(binary)));
+        // "email" is no variable: what SMTP_HOST and EMAILS_FROM_EMAIL add up to, for both binaries.
+        read.cloned().chain([("email", email.to_owned())]).collect()
     }
 }
 
@@ -464,14 +416,14 @@ fn read_database_url(r: &mut Reader<'_>) -> Secret {
         (Some(url), _) => url,
         // The FastAPI stack's .env describes Postgres piece by piece.
         (None, Some(server)) => {
-            let user = userinfo(&r.string("POSTGRES_USER", "postgres"));
+            let user = userinfo(&r.string("POSTGRES_USER"));
             let password =
                 r.secret("POSTGRES_PASSWORD").map(|p| format!(":{}", userinfo(p.expose()))).unwrap_or_default();
-            let port = r.string("POSTGRES_PORT", "5432");
-            let db = r.string("POSTGRES_DB", "app");
+            let port = r.string("POSTGRES_PORT");
+            let db = r.string("POSTGRES_DB");
             Secret::new(format!("postgresql://{user}{password}@{server}:{port}/{db}"))
         }
-        (None, None) => Secret::new("sqlite:./data/app.db"),
+        (None, None) => Secret::new(vars::find("DATABASE_URL").map_or("", |v| v.default)),
     };
     let scheme_ok = ["postgres://", "postgresql://", "sqlite:"].iter().any(|s| url.expose().starts_with(s));
     if !scheme_ok {
@@ -491,13 +443,14 @@ fn userinfo(part: &str) -> String {
 
 fn read_smtp(r: &mut Reader<'_>, project_name: &str) -> SmtpSettings {
     let host = r.optional("SMTP_HOST");
-    let from_email = r.string("EMAILS_FROM_EMAIL", "");
-    let port = r.parse("SMTP_PORT", 587u16, "a port number");
-    let starttls = r.bool("SMTP_TLS", true);
-    let ssl = r.bool("SMTP_SSL", false);
+    let from_email = r.string("EMAILS_FROM_EMAIL");
+    let port = r.parse::<u16>("SMTP_PORT", "a port number");
+    let starttls = r.bool("SMTP_TLS");
+    let ssl = r.bool("SMTP_SSL");
     let user = r.optional("SMTP_USER");
     let password = r.secret("SMTP_PASSWORD");
-    let from_name = r.string("EMAILS_FROM_NAME", project_name);
+    let from_name = r.optional("EMAILS_FROM_NAME").unwrap_or_else(|| project_name.to_owned());
+    r.show("EMAILS_FROM_NAME", from_name.clone());
     if starttls && ssl && host.is_some() {
         r.problem("SMTP_SSL", "SMTP_TLS (STARTTLS) and SMTP_SSL (implicit TLS) exclude each other; set one to false");
     }
@@ -510,6 +463,7 @@ fn read_smtp(r: &mut Reader<'_>, project_name: &str) -> SmtpSettings {
 /// silently. (Everything else the template's backend reads works as it does.)
 const IGNORED: &[(&str, &str)] = &[
     ("API_V1_STR", "the API prefix is fixed at /api/v1"),
+    ("EMAIL_TEST_USER", "only the FastAPI template's own tests read it"),
     (
         "LOGIN_RATE_LIMIT_PER_MINUTE",
         "replaced by LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE and the other failure and recovery limits",

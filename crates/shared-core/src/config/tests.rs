@@ -249,7 +249,9 @@ fn every_variable_of_the_fastapi_templates_backend_works_or_is_reported() {
         "FIRST_SUPERUSER",
         "FIRST_SUPERUSER_PASSWORD",
     ];
-    let loaded = Settings::from_map(ReadBy::Api, &env(&[("API_V1_STR", "/api/v2")])).unwrap();
+    let loaded =
+        Settings::from_map(ReadBy::Api, &env(&[("API_V1_STR", "/api/v2"), ("EMAIL_TEST_USER", "test@example.com")]))
+            .unwrap();
     for name in TEMPLATE_SETTINGS {
         let read = vars::find(name).is_some_and(|v| v.read_by != ReadBy::Worker);
         let reported = loaded.warnings.iter().any(|w| w.starts_with(&format!("{name} is set but not read")));
@@ -325,4 +327,34 @@ fn effective_configuration_lists_what_each_binary_reads() {
     assert_eq!(shown["SMTP_PORT"], "587");
     assert_eq!(shown["SMTP_HOST"], "unset");
     assert!(shown["email"].starts_with("disabled"));
+}
+
+#[test]
+fn every_declared_variable_is_read_and_shown_by_its_binaries() {
+    // POSTGRES_* are read only when DATABASE_URL is unset and POSTGRES_SERVER is set.
+    let environments = [env(&[]), env(&[("POSTGRES_SERVER", "db")])];
+    for binary in [ReadBy::Api, ReadBy::Worker] {
+        let mut shown = std::collections::HashSet::new();
+        for environment in &environments {
+            let loaded = Settings::from_map(binary, environment).unwrap();
+            shown.extend(loaded.settings.effective(binary).into_iter().map(|(name, _)| name));
+        }
+        for var in vars::VARS.iter().filter(|v| v.is_read_by(binary)) {
+            assert!(shown.contains(var.name), "{} is declared for {binary:?} but never read", var.name);
+        }
+    }
+}
+
+#[test]
+fn config_check_shows_the_declared_defaults_in_force() {
+    // POSTGRES_SERVER set, so that the other POSTGRES_* are read too.
+    let s = Settings::from_map(ReadBy::Worker, &env(&[("POSTGRES_SERVER", "db")])).unwrap().settings;
+    let shown: HashMap<&str, String> = s.effective(ReadBy::Worker).into_iter().collect();
+    for var in vars::VARS.iter().filter(|v| v.is_read_by(ReadBy::Worker)) {
+        // Literal defaults only: the others are worked out (and said so in their text).
+        let literal = !var.default.is_empty() && !var.default.contains(' ') && !var.secret;
+        if literal && var.name != "EMAILS_FROM_NAME" && var.name != "ENVIRONMENT" {
+            assert_eq!(shown[var.name], var.default, "{}", var.name);
+        }
+    }
 }

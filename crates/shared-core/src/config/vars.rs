@@ -1,6 +1,10 @@
-//! Every environment variable the binaries read, in one table. `--help`, the
-//! `_FILE` rule for secrets and `config check` all come from here, so a new
-//! variable is documented the moment it is declared.
+//! Every environment variable the binaries read, in one table: its name,
+//! its default, whether it is a secret, which binary reads it and its help.
+//! The defaults `Settings::from_map` uses, `--help`, the `_FILE` rule for
+//! secrets, `config check` and the table in docs/configuration.md
+//! (scripts/config-table.py) all come from here, so a new variable is
+//! documented the moment it is declared. A default written as prose ("random
+//! in local") is worked out in code; every other one is parsed from here.
 
 /// Which binary reads a variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +93,6 @@ pub const VARS: &[Var] = &[
     secret("SMTP_PASSWORD", "", Both, "SMTP password"),
     var("EMAILS_FROM_EMAIL", "", Both, "sender address"),
     var("EMAILS_FROM_NAME", "PROJECT_NAME", Both, "sender name"),
-    var("EMAIL_TEST_USER", "test@example.com", Api, "FastAPI compatibility"),
     var("RATE_LIMIT_PER_MINUTE", "600", Api, "requests per client per rolling minute"),
     var("LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE", "10", Api, "failed logins and resets per address and account"),
     var("LOGIN_FAILURES_PER_CLIENT_PER_MINUTE", "100", Api, "failed logins and resets per address"),

@@ -3,12 +3,14 @@
 //! (and whose job another worker took over) cannot overwrite the outcome.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::users::now;
 use super::{Db, Tx};
+use crate::jobs::kinds::JobKind;
 use crate::{with_pool, with_tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +40,25 @@ impl JobStatus {
     }
 }
 
+/// How a row's `status` text is read: the column holds nothing else (every
+/// statement below writes one of [`JobStatus::ALL`]).
+impl TryFrom<String> for JobStatus {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text).ok_or_else(|| format!("unknown job status {text:?}"))
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Job {
     pub id: Uuid,
+    /// Text, not [`JobKind`]: a row of a kind this binary does not know (one
+    /// a newer release queued before a rollback) must still list and fail
+    /// cleanly, not break every query that reads it.
     pub kind: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub payload: Json<Value>,
     pub priority: i32,
     pub owner_id: Option<Uuid>,
@@ -62,10 +78,12 @@ pub struct Job {
 const COLUMNS: &str = "id, kind, status, payload, priority, owner_id, idempotency_key, attempts, max_attempts, \
     run_at, created_at, started_at, finished_at, lease_owner, lease_expires_at, last_error";
 
+/// A job to insert; `P` is its kind's payload type (or a `Value` already
+/// validated against it, as the API has).
 #[derive(Debug, Clone)]
-pub struct NewJob {
-    pub kind: String,
-    pub payload: Value,
+pub struct NewJob<P = Value> {
+    pub kind: &'static str,
+    pub payload: P,
     pub owner_id: Option<Uuid>,
     pub priority: i32,
     pub run_at: Option<DateTime<Utc>>,
@@ -76,7 +94,7 @@ pub struct NewJob {
 /// Inserts a job in the caller's transaction, so it commits (or not) with
 /// the change that caused it. With an idempotency key already used by the
 /// same owner, returns the existing job and `false`.
-pub async fn insert(tx: &mut Tx, job: &NewJob) -> Result<(Job, bool), sqlx::Error> {
+pub async fn insert<P: Serialize + Sync>(tx: &mut Tx, job: &NewJob<P>) -> Result<(Job, bool), sqlx::Error> {
     let created_at = now();
     let insert = format!(
         "INSERT INTO jobs (id, kind, status, payload, priority, owner_id, idempotency_key, attempts, max_attempts, run_at, created_at)
@@ -86,7 +104,7 @@ pub async fn insert(tx: &mut Tx, job: &NewJob) -> Result<(Job, bool), sqlx::Erro
     );
     let inserted: Option<Job> = with_tx!(tx, |conn| sqlx::query_as(sqlx::AssertSqlSafe(insert))
         .bind(Uuid::new_v4())
-        .bind(&job.kind)
+        .bind(job.kind)
         .bind(Json(&job.payload))
         .bind(job.priority)
         .bind(job.owner_id)
@@ -117,8 +135,8 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Job>, sqlx::Error> {
 pub struct JobFilter {
     /// `None`: every owner's jobs (a superuser's view).
     pub owner_id: Option<Uuid>,
-    pub status: Option<String>,
-    pub kind: Option<String>,
+    pub status: Option<JobStatus>,
+    pub kind: Option<JobKind>,
 }
 
 /// A page of jobs, newest first, and the total matching count.
@@ -126,18 +144,20 @@ pub async fn list(db: &Db, filter: &JobFilter, skip: i64, limit: i64) -> Result<
     const WHERE: &str = "($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR kind = $3)";
     let page = format!("SELECT {COLUMNS} FROM jobs WHERE {WHERE} ORDER BY created_at DESC, id LIMIT $4 OFFSET $5");
     let count = format!("SELECT COUNT(*) FROM jobs WHERE {WHERE}");
+    let status = filter.status.map(JobStatus::as_str);
+    let kind = filter.kind.map(JobKind::as_str);
     let jobs = with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(page.clone()))
         .bind(filter.owner_id)
-        .bind(&filter.status)
-        .bind(&filter.kind)
+        .bind(status)
+        .bind(kind)
         .bind(limit)
         .bind(skip)
         .fetch_all(pool)
         .await)?;
     let total = with_pool!(db, |pool| sqlx::query_scalar(sqlx::AssertSqlSafe(count.clone()))
         .bind(filter.owner_id)
-        .bind(&filter.status)
-        .bind(&filter.kind)
+        .bind(status)
+        .bind(kind)
         .fetch_one(pool)
         .await)?;
     Ok((jobs, total))

@@ -2,24 +2,26 @@
 //! retry timing and wake-ups. The SQL lives in `db::jobs`; the worker binary
 //! claims and runs jobs.
 
+pub mod kind;
 pub mod kinds;
 pub mod wake;
 
 use std::time::Duration;
 
 use rand::Rng;
-use serde_json::json;
+use serde::Serialize;
 use uuid::Uuid;
 
+use crate::config::WorkerSettings;
 use crate::db::jobs::{self, Job, JobStatus, NewJob};
 use crate::db::{Db, Tx};
-use crate::email::Email;
+use kind::Kind;
 use kinds::JobKind;
 
 /// Inserts `job` in the caller's transaction and wakes the workers when the
 /// transaction commits. Returns the job and whether it is new (an existing
 /// one comes back for a repeated idempotency key).
-pub async fn enqueue_in(tx: &mut Tx, job: &NewJob) -> Result<(Job, bool), sqlx::Error> {
+pub async fn enqueue_in<P: Serialize + Sync>(tx: &mut Tx, job: &NewJob<P>) -> Result<(Job, bool), sqlx::Error> {
     let (job, created) = jobs::insert(tx, job).await?;
     if created {
         wake::notify_on_commit(tx).await?;
@@ -28,48 +30,23 @@ pub async fn enqueue_in(tx: &mut Tx, job: &NewJob) -> Result<(Job, bool), sqlx::
 }
 
 /// [`enqueue_in`] in a transaction of its own.
-pub async fn enqueue(db: &Db, job: &NewJob) -> Result<(Job, bool), sqlx::Error> {
+pub async fn enqueue<P: Serialize + Sync>(db: &Db, job: &NewJob<P>) -> Result<(Job, bool), sqlx::Error> {
     let mut tx = db.begin_write().await?;
     let enqueued = enqueue_in(&mut tx, job).await?;
     tx.commit().await?;
     Ok(enqueued)
 }
 
-/// The job that delivers `email`, with the configured number of attempts.
-pub fn email_job(email: &Email, max_attempts: i32) -> NewJob {
+/// An ownerless job of kind `K` to run now, with the kind's priority and
+/// attempts: what the api and the schedules enqueue.
+pub fn internal_job<K: Kind>(payload: K::Payload, settings: &WorkerSettings) -> NewJob<K::Payload> {
     NewJob {
-        kind: JobKind::SendEmail.as_str().to_owned(),
-        payload: json!({ "to": email.to, "subject": email.subject, "html": email.html }),
+        kind: K::NAME,
+        payload,
         owner_id: None,
-        priority: 10,
+        priority: K::PRIORITY,
         run_at: None,
-        max_attempts,
-        idempotency_key: None,
-    }
-}
-
-/// The job that mails a reset link to `email` if it belongs to a user.
-pub fn password_recovery_job(email: &str, token: &str, max_attempts: i32) -> NewJob {
-    NewJob {
-        kind: JobKind::PasswordRecovery.as_str().to_owned(),
-        payload: json!({ "email": email, "token": token }),
-        owner_id: None,
-        priority: 10,
-        run_at: None,
-        max_attempts,
-        idempotency_key: None,
-    }
-}
-
-/// An internal (ownerless) job of `kind`.
-pub fn internal_job(kind: JobKind, max_attempts: i32) -> NewJob {
-    NewJob {
-        kind: kind.as_str().to_owned(),
-        payload: json!({}),
-        owner_id: None,
-        priority: 0,
-        run_at: None,
-        max_attempts,
+        max_attempts: K::max_attempts(settings),
         idempotency_key: None,
     }
 }
@@ -96,7 +73,7 @@ pub async fn record_queue_depth(db: &Db) {
         Ok(rows) => {
             // A pair with no jobs returns no row; its gauge must read 0, not its last value.
             for status in JobStatus::ALL {
-                for kind in JobKind::ALL {
+                for kind in JobKind::ALL.iter().copied() {
                     metrics::gauge!("job_queue_depth", "status" => status.as_str(), "kind" => kind.as_str()).set(0.0);
                 }
             }

@@ -108,7 +108,7 @@ pub async fn migrated(db: &TestDb) -> Db {
 
 pub fn noop(sleep_ms: u64, max_attempts: i32) -> NewJob {
     NewJob {
-        kind: "noop".into(),
+        kind: shared_core::jobs::kinds::JobKind::Noop.as_str(),
         payload: serde_json::json!({ "sleep_ms": sleep_ms }),
         owner_id: None,
         priority: 0,
@@ -131,7 +131,7 @@ pub async fn wait_for_job(db: &Db, id: Uuid, within: Duration, done: impl Fn(&Jo
     }
 }
 
-pub async fn count_status(db: &Db, status: &str) -> i64 {
-    let filter = jobs::JobFilter { status: Some(status.into()), ..Default::default() };
+pub async fn count_status(db: &Db, status: jobs::JobStatus) -> i64 {
+    let filter = jobs::JobFilter { status: Some(status), ..Default::default() };
     jobs::list(db, &filter, 0, 1).await.unwrap().1
 }

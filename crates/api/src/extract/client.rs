@@ -1,4 +1,5 @@
-//! Who a request comes from, for rate limiting.
+//! Who a request comes from: its address and, with a valid token, its user
+//! (what the rate limits count by).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
