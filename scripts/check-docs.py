@@ -138,6 +138,11 @@ def variable_universe():
         names.add(name)
         if kind == "secret":
             names.add(f"{name}_FILE")
+    # Variables the binaries name at start as set but not read (config::IGNORED).
+    config_rs = (ROOT / "crates/shared-core/src/config/mod.rs").read_text(encoding="utf-8")
+    ignored = re.search(r"const IGNORED: &\[\(&str, &str\)\] = &\[(.*?)\n\];", config_rs, re.S)
+    if ignored:
+        names.update(re.findall(r"\(\s*\"([A-Z0-9_]+)\"", ignored.group(1)))
     sources = [
         f
         for f in FILES
