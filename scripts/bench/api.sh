@@ -59,7 +59,7 @@ FLOOR_CPU=
 
 # per_10k SECONDS REQUESTS: seconds per 10,000 requests.
 per_10k() {
-  awk -v s="$1" -v n="$2" 'BEGIN { printf "%.3f", n > 0 ? s * 10000 / n : 0 }'
+  awk -v s="$1" -v n="$2" 'BEGIN { printf "%.3f", (n > 0 ? s * 10000 / n : 0) }'
 }
 
 # run_wrk BACKEND LABEL CONNECTIONS DURATION URL SERVER_PID [DBNAME]: one
@@ -229,7 +229,7 @@ echo "| backend | request | c | requests | req/s | p50 ms | p99 ms | p99.9 ms | 
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for key in "${ORDER[@]}"; do
   server=$(figure "$key" server_cpu)
-  ratio=$(awk -v a="$server" -v b="$FLOOR_CPU" 'BEGIN { printf (b > 0 ? "%.1f" : "-"), a / b }')
+  ratio=$(awk -v a="$server" -v b="$FLOOR_CPU" 'BEGIN { if (b > 0) printf "%.1f", a / b; else printf "-" }')
   # shellcheck disable=SC2016 # the backticks are Markdown
   printf '| %s | `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
     "${key%%|*}" "${key#*|}" "${RESULTS[$key|connections]}" "$(figure "$key" requests)" "$(figure "$key" rps)" \

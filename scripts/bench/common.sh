@@ -122,8 +122,8 @@ ensure_release_build() {
     log "release binaries older than $stale: rebuilding"
   fi
   need cargo "install Rust (https://rustup.rs)"
-  log "building release binaries into $TARGET_DIR (cargo build --release -p api -p worker --example bare_axum)"
-  (cd "$REPO_ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -p api -p worker --example bare_axum)
+  log "building release binaries into $TARGET_DIR (cargo build --release -p api -p worker --bins --example bare_axum)"
+  (cd "$REPO_ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -p api -p worker --bins --example bare_axum)
 }
 
 # cpu_busy_percent: how busy all CPUs were over the next 2 seconds (whole machine).
@@ -317,9 +317,9 @@ cpu_ticks() {
 }
 
 # postgres_backends DBNAME: the pids of the Postgres backends connected to
-# DBNAME (their title is "postgres: USER DBNAME HOST(PORT) STATE").
+# DBNAME (their title is "postgres: [CLUSTER: ]USER DBNAME HOST(PORT) STATE").
 postgres_backends() {
-  pgrep -f "^postgres: [^ ]+ $1 " || true
+  pgrep -f "^postgres: ([^ ]+: )?[^ ]+ $1 " || true
 }
 
 # cpu_seconds_between BEFORE AFTER: CPU seconds used between two cpu_ticks

@@ -34,6 +34,7 @@ use shared_core::Settings;
 use shared_core::config::RateLimitSettings;
 
 use crate::error::ApiError;
+use crate::extract::auth::VerifiedUserId;
 use crate::state::AppState;
 pub use client::ClientAddress;
 use memory::MemoryStore;
@@ -175,10 +176,13 @@ fn now_ms() -> u64 {
 }
 
 /// The middleware on every `/api/v1` route: the general budget.
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let key = match client::user_id(request.headers(), &state.tokens) {
-        Some(user) => format!("user:{user}"),
+        Some(user) => {
+            request.extensions_mut().insert(VerifiedUserId(user));
+            format!("user:{user}")
+        }
         None => format!("ip:{}", client::address(request.headers(), peer, &state.settings.http.trusted_proxies)),
     };
     let limiter = &state.rate_limiter;
