@@ -92,11 +92,9 @@ pub async fn list(db: &Db, owner: Option<Uuid>, skip: i64, limit: i64) -> Result
             .bind(skip)
             .fetch_all(pool)
             .await)?,
-        None => with_pool!(db, |pool| sqlx::query_as(page!("", "$1", "$2"))
-            .bind(limit)
-            .bind(skip)
-            .fetch_all(pool)
-            .await)?,
+        None => {
+            with_pool!(db, |pool| sqlx::query_as(page!("", "$1", "$2")).bind(limit).bind(skip).fetch_all(pool).await)?
+        }
     };
     let count = match rows.first() {
         Some(row) => row.total,

@@ -116,8 +116,7 @@ pub async fn list(db: &Db, skip: i64, limit: i64) -> Result<(Vec<User>, i64), sq
            ORDER BY created_at DESC NULLS LAST, id LIMIT $1 OFFSET $2"#
     );
     const COUNT: &str = r#"SELECT COUNT(*) FROM "user""#;
-    let rows: Vec<PageRow> =
-        with_pool!(db, |pool| sqlx::query_as(PAGE).bind(limit).bind(skip).fetch_all(pool).await)?;
+    let rows: Vec<PageRow> = with_pool!(db, |pool| sqlx::query_as(PAGE).bind(limit).bind(skip).fetch_all(pool).await)?;
     let count = match rows.first() {
         Some(row) => row.total,
         None if skip == 0 => 0,
