@@ -70,7 +70,7 @@ bench_init() {
   ensure_release_build
   # Run a private copy, so a rebuild during the run cannot swap binaries mid-measurement.
   mkdir -p "$WORK/bin"
-  cp -p "$BIN_DIR/api" "$BIN_DIR/worker" "$WORK/bin/"
+  cp -p "$BIN_DIR/api" "$BIN_DIR/worker" "$BIN_DIR/examples/bare_axum" "$WORK/bin/"
   RUN_BIN_DIR=$WORK/bin
   local backend
   for backend in $BENCH_BACKENDS; do
@@ -108,9 +108,11 @@ port_in_use() {
 }
 
 ensure_release_build() {
-  if [[ -x $BIN_DIR/api && -x $BIN_DIR/worker ]]; then
-    local oldest=$BIN_DIR/api stale
-    [[ $BIN_DIR/worker -nt $oldest ]] || oldest=$BIN_DIR/worker
+  if [[ -x $BIN_DIR/api && -x $BIN_DIR/worker && -x $BIN_DIR/examples/bare_axum ]]; then
+    local oldest=$BIN_DIR/api stale binary
+    for binary in "$BIN_DIR/worker" "$BIN_DIR/examples/bare_axum"; do
+      [[ $binary -nt $oldest ]] || oldest=$binary
+    done
     stale=$(cd "$REPO_ROOT" && find crates migrations Cargo.toml Cargo.lock -newer "$oldest" -type f -print -quit)
     [[ -n $stale ]] || return 0
     if [[ ${BENCH_NO_BUILD:-0} == 1 ]]; then
@@ -120,8 +122,8 @@ ensure_release_build() {
     log "release binaries older than $stale: rebuilding"
   fi
   need cargo "install Rust (https://rustup.rs)"
-  log "building release binaries into $TARGET_DIR (cargo build --release -p api -p worker)"
-  (cd "$REPO_ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -p api -p worker)
+  log "building release binaries into $TARGET_DIR (cargo build --release -p api -p worker --bins --example bare_axum)"
+  (cd "$REPO_ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -p api -p worker --bins --example bare_axum)
 }
 
 # cpu_busy_percent: how busy all CPUs were over the next 2 seconds (whole machine).
@@ -236,10 +238,11 @@ run_release() {
   ) >>"$WORK/$name.log" 2>&1 &
 }
 
-# start_api: starts the api (see run_release); sets API_PID.
+# start_api [VAR=VALUE...]: starts the api (see run_release); sets API_PID.
+# shellcheck disable=SC2120 # the overrides are optional
 start_api() {
   API_LOG=$WORK/api.log
-  run_release api
+  run_release api "$@"
   API_PID=$!
 }
 
@@ -300,6 +303,30 @@ stop_api() {
 # proc_status_kb PID FIELD: a /proc/PID/status value in kB (VmRSS, VmHWM, ...).
 proc_status_kb() {
   awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status"
+}
+
+# cpu_ticks PID...: user + system CPU time (clock ticks, all threads) each
+# process has used so far, one "PID TICKS" line each; gone ones are skipped.
+cpu_ticks() {
+  local pid stat
+  for pid in "$@"; do
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    # Fields after the ")" closing the command name: utime and stime are the 12th and 13th.
+    awk -v pid="$pid" '{ print pid, $12 + $13 }' <<<"${stat##*) }"
+  done
+}
+
+# postgres_backends DBNAME: the pids of the Postgres backends connected to
+# DBNAME (their title is "postgres: [CLUSTER: ]USER DBNAME HOST(PORT) STATE").
+postgres_backends() {
+  pgrep -f "^postgres: ([^ ]+: )?[^ ]+ $1 " || true
+}
+
+# cpu_seconds_between BEFORE AFTER: CPU seconds used between two cpu_ticks
+# snapshots; a process only in AFTER started in between and counts whole.
+cpu_seconds_between() {
+  awk -v hz="$(getconf CLK_TCK)" 'FILENAME == ARGV[1] { before[$1] = $2; next } { used += $2 - before[$1] } END { printf "%.3f", used / hz }' \
+    <(printf '%s\n' "$1") <(printf '%s\n' "$2")
 }
 
 # median: the median of the numbers on stdin, one per line.

@@ -45,6 +45,16 @@ async fn create_and_read_own_items_newest_first(backend: Backend) {
     assert_eq!(page["data"], json!([created[4], created[3]]));
     let (_, tail) = app.call(Method::GET, "/api/v1/items/?skip=4&limit=100", Some(&token), None).await;
     assert_eq!(tail["data"], json!([created[0]]));
+    assert_eq!(tail["count"], 5);
+    // Past the end there is no row to carry the count: still the exact total.
+    let (status, beyond) = app.call(Method::GET, "/api/v1/items/?skip=50&limit=10", Some(&token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(beyond, json!({"data": [], "count": 5}));
+    let (_, nobody, _) = app.new_user().await;
+    let (_, empty) = app.call(Method::GET, "/api/v1/items/", Some(&nobody), None).await;
+    assert_eq!(empty, json!({"data": [], "count": 0}));
+    let (_, empty_beyond) = app.call(Method::GET, "/api/v1/items/?skip=3", Some(&nobody), None).await;
+    assert_eq!(empty_beyond, json!({"data": [], "count": 0}));
     app.shutdown().await;
 }
 

@@ -41,6 +41,9 @@ async fn superuser_lists_users_with_total_count_newest_first(backend: Backend) {
     assert_eq!(page["data"][1]["id"], first["id"]);
     let (_, rest) = app.call(Method::GET, "/api/v1/users/?skip=2", Some(&admin), None).await;
     assert_eq!(rest["data"][0]["email"], SUPERUSER);
+    assert_eq!(rest["count"], 3);
+    let (_, beyond) = app.call(Method::GET, "/api/v1/users/?skip=10", Some(&admin), None).await;
+    assert_eq!(beyond, json!({"data": [], "count": 3}), "the exact total past the end too");
     for bad in ["limit=0", "limit=1001", "skip=-1", "limit=ten"] {
         let (status, body) = app.call(Method::GET, &format!("/api/v1/users/?{bad}"), Some(&admin), None).await;
         assert_eq!(status, 422, "{bad}: {body}");

@@ -7,11 +7,17 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 
 use shared_core::db::users::{self, User};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub struct CurrentUser(pub User);
+
+/// The user id of the request's bearer token, already verified (by the rate
+/// limiter, which keys on it), so the token is decoded once per request.
+#[derive(Clone, Copy)]
+pub struct VerifiedUserId(pub Uuid);
 
 /// The caller, who must be a superuser (403 otherwise).
 pub struct CurrentSuperuser(pub User);
@@ -28,10 +34,13 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers).ok_or(ApiError::NotAuthenticated)?;
-        let user_id = state
-            .tokens
-            .decode_access_token(token)
-            .map_err(|_| ApiError::Forbidden("Could not validate credentials"))?;
+        let user_id = match parts.extensions.get::<VerifiedUserId>() {
+            Some(VerifiedUserId(id)) => *id,
+            None => state
+                .tokens
+                .decode_access_token(token)
+                .map_err(|_| ApiError::Forbidden("Could not validate credentials"))?,
+        };
         let user = users::find_by_id(&state.db, user_id).await?.ok_or(ApiError::NotFound("User not found"))?;
         if !user.is_active {
             return Err(ApiError::BadRequest("Inactive user"));

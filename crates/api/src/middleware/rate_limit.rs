@@ -8,13 +8,19 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::extract::auth::VerifiedUserId;
 use crate::extract::client;
 use crate::state::AppState;
 
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The token is decoded here once; the user id it names is handed on to
+/// `CurrentUser` in the request's extensions.
+pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let key = match client::user_id(request.headers(), &state.tokens) {
-        Some(user) => format!("user:{user}"),
+        Some(user) => {
+            request.extensions_mut().insert(VerifiedUserId(user));
+            format!("user:{user}")
+        }
         None => format!("ip:{}", client::address(request.headers(), peer, &state.settings.http.trusted_proxies)),
     };
     match state.rate_limiter.request_allowed(key).await {

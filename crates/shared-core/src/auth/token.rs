@@ -16,6 +16,7 @@
 //! with an `aud` claim is rejected, as PyJWT does when no audience is expected.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -27,9 +28,14 @@ use crate::config::Secret;
 /// replicas whose clocks differ slightly, too little to matter for expiry.
 pub const LEEWAY_SECONDS: u64 = 5;
 
-/// The signing key and the validation rules for both token kinds. Cheap to clone.
+/// The signing key and the validation rules for both token kinds. Cheap to
+/// clone (one reference count): the app state holding it is cloned several
+/// times per request, and copying the keys and validation sets each time
+/// cost more instructions than the rest of a `/healthz` request.
 #[derive(Clone)]
-pub struct TokenKeys {
+pub struct TokenKeys(Arc<Keys>);
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     access_validation: Validation,
@@ -69,14 +75,14 @@ struct Subject {
 impl TokenKeys {
     pub fn new(secret: &Secret) -> Self {
         let key = secret.expose().as_bytes();
-        Self {
+        Self(Arc::new(Keys {
             encoding: EncodingKey::from_secret(key),
             decoding: DecodingKey::from_secret(key),
             access_validation: validation(&["exp", "sub"]),
             // The template's reset tokens always carry `nbf`; requiring it also
             // keeps an access token from passing as a reset token.
             reset_validation: validation(&["exp", "nbf", "sub"]),
-        }
+        }))
     }
 
     /// HS256 `{"exp": <now + lifetime, whole seconds>, "sub": "<uuid>"}`.
@@ -87,7 +93,7 @@ impl TokenKeys {
 
     /// The user id in a valid access token.
     pub fn decode_access_token(&self, token: &str) -> Result<uuid::Uuid, TokenError> {
-        let sub = self.decode(token, &self.access_validation, "access")?;
+        let sub = self.decode(token, &self.0.access_validation, "access")?;
         uuid::Uuid::parse_str(&sub).map_err(|_| {
             tracing::debug!("access token rejected: sub is not a UUID");
             TokenError::Invalid
@@ -105,16 +111,16 @@ impl TokenKeys {
 
     /// The email in a valid password-reset token.
     pub fn decode_reset_token(&self, token: &str) -> Result<String, TokenError> {
-        self.decode(token, &self.reset_validation, "reset")
+        self.decode(token, &self.0.reset_validation, "reset")
     }
 
     fn encode(&self, claims: &impl Serialize) -> Result<String, TokenError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.0.encoding)
             .map_err(|err| TokenError::Encode(err.to_string()))
     }
 
     fn decode(&self, token: &str, validation: &Validation, kind: &str) -> Result<String, TokenError> {
-        match jsonwebtoken::decode::<Subject>(token, &self.decoding, validation) {
+        match jsonwebtoken::decode::<Subject>(token, &self.0.decoding, validation) {
             Ok(data) => Ok(data.claims.sub),
             Err(err) => {
                 tracing::debug!(error = %err, "{kind} token rejected");

@@ -24,13 +24,20 @@ pub struct ItemChanges {
     pub description: Option<Option<String>>,
 }
 
-const COLUMNS: &str = "id, title, description, owner_id, created_at";
+/// The columns of [`Item`]; a macro so each statement is one `&'static str`
+/// built at compile time, not formatted per call.
+macro_rules! columns {
+    () => {
+        "id, title, description, owner_id, created_at"
+    };
+}
 
 pub async fn create(db: &Db, owner_id: Uuid, title: &str, description: Option<&str>) -> Result<Item, sqlx::Error> {
-    let sql = format!(
-        "INSERT INTO item (id, title, description, owner_id, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+    const SQL: &str = concat!(
+        "INSERT INTO item (id, title, description, owner_id, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING ",
+        columns!()
     );
-    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    with_pool!(db, |pool| sqlx::query_as(SQL)
         .bind(Uuid::new_v4())
         .bind(title)
         .bind(description)
@@ -41,43 +48,80 @@ pub async fn create(db: &Db, owner_id: Uuid, title: &str, description: Option<&s
 }
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<Item>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM item WHERE id = $1");
-    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
+    const SQL: &str = concat!("SELECT ", columns!(), " FROM item WHERE id = $1");
+    with_pool!(db, |pool| sqlx::query_as(SQL).bind(id).fetch_optional(pool).await)
+}
+
+/// A row of a page: the item and the number of items matching in all.
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    item: Item,
+    total: i64,
 }
 
 /// A page of items, newest first, and the total count. `owner: None` means
 /// every owner's (a superuser's view).
+///
+/// One round trip: each row carries the count, from a scalar subquery the
+/// database evaluates once per statement. A page past the end has no row to
+/// carry it, so only then is the count asked for on its own. A statement of
+/// its own per view (rather than `$1 IS NULL OR owner_id = $1`) lets both
+/// databases plan the owner's list on the owner index.
 pub async fn list(db: &Db, owner: Option<Uuid>, skip: i64, limit: i64) -> Result<(Vec<Item>, i64), sqlx::Error> {
-    // `$1 IS NULL` keeps one statement for both views; the owner index
-    // serves the filtered one.
-    let page = format!(
-        "SELECT {COLUMNS} FROM item WHERE ($1 IS NULL OR owner_id = $1)
-         ORDER BY created_at DESC NULLS LAST, id LIMIT $2 OFFSET $3"
-    );
-    let items = with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(page.clone()))
-        .bind(owner)
-        .bind(limit)
-        .bind(skip)
-        .fetch_all(pool)
-        .await)?;
-    let count =
-        with_pool!(db, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM item WHERE ($1 IS NULL OR owner_id = $1)")
+    macro_rules! page {
+        ($filter:literal, $limit:literal, $offset:literal) => {
+            concat!(
+                "SELECT ",
+                columns!(),
+                ", (SELECT COUNT(*) FROM item",
+                $filter,
+                ") AS total FROM item",
+                $filter,
+                " ORDER BY created_at DESC NULLS LAST, id LIMIT ",
+                $limit,
+                " OFFSET ",
+                $offset
+            )
+        };
+    }
+    let rows: Vec<PageRow> = match owner {
+        Some(owner) => with_pool!(db, |pool| sqlx::query_as(page!(" WHERE owner_id = $1", "$2", "$3"))
             .bind(owner)
-            .fetch_one(pool)
-            .await)?;
-    Ok((items, count))
+            .bind(limit)
+            .bind(skip)
+            .fetch_all(pool)
+            .await)?,
+        None => {
+            with_pool!(db, |pool| sqlx::query_as(page!("", "$1", "$2")).bind(limit).bind(skip).fetch_all(pool).await)?
+        }
+    };
+    let count = match rows.first() {
+        Some(row) => row.total,
+        // Nothing before the page either: nothing at all.
+        None if skip == 0 => 0,
+        None => match owner {
+            Some(owner) => with_pool!(db, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM item WHERE owner_id = $1")
+                .bind(owner)
+                .fetch_one(pool)
+                .await)?,
+            None => with_pool!(db, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM item").fetch_one(pool).await)?,
+        },
+    };
+    Ok((rows.into_iter().map(|row| row.item).collect(), count))
 }
 
 pub async fn update(db: &Db, id: Uuid, changes: ItemChanges) -> Result<Option<Item>, sqlx::Error> {
-    let sql = format!(
+    const SQL: &str = concat!(
         "UPDATE item SET
            title = COALESCE($2, title),
            description = CASE WHEN $3 THEN $4 ELSE description END
-         WHERE id = $1 RETURNING {COLUMNS}"
+         WHERE id = $1 RETURNING ",
+        columns!()
     );
     let set_description = changes.description.is_some();
     let description = changes.description.flatten();
-    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    with_pool!(db, |pool| sqlx::query_as(SQL)
         .bind(id)
         .bind(&changes.title)
         .bind(set_description)

@@ -142,6 +142,28 @@ pub enum DbError {
 /// "database is locked".
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A connection idle at least this long is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// sqlx's default tests every connection before handing it out: a round
+/// trip (on SQLite, a hop to the connection's thread and back) before every
+/// statement, doubling the round trips of a request. Under load a
+/// connection is idle for moments, and one that breaks then fails its
+/// statement, which the health gate sees (`observe`); the ping is kept for
+/// connections that sat idle, which is when a database restart or an idle
+/// timeout on the way leaves them dead, so they are replaced unseen.
+fn ping_if_idle<C: Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        if meta.idle_for >= PING_IF_IDLE_FOR {
+            conn.ping().await?;
+        }
+        Ok(true)
+    })
+}
+
 impl Db {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, DbError> {
         let url = settings.url.expose();
@@ -162,6 +184,8 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.pool_size)
                 .acquire_timeout(settings.acquire_timeout)
+                .test_before_acquire(false)
+                .before_acquire(ping_if_idle)
                 .connect_with(options)
                 .await
                 .map_err(|err| DbError::Connect { url: shown, reason: err.to_string() })?;
@@ -172,6 +196,8 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(settings.pool_size)
                 .acquire_timeout(settings.acquire_timeout)
+                .test_before_acquire(false)
+                .before_acquire(ping_if_idle)
                 .connect_with(options.clone())
                 .await;
             match pool {

@@ -37,7 +37,13 @@ pub struct UserChanges {
     pub hashed_password: Option<String>,
 }
 
-const COLUMNS: &str = r#"id, email, is_active, is_superuser, full_name, hashed_password, created_at"#;
+/// The columns of [`User`]; a macro so the statements are `&'static str`
+/// built at compile time, not formatted per call.
+macro_rules! columns {
+    () => {
+        "id, email, is_active, is_superuser, full_name, hashed_password, created_at"
+    };
+}
 
 /// Timestamps are cut to microseconds, Postgres' precision, so both
 /// backends hand back exactly what was written.
@@ -46,13 +52,13 @@ pub fn now() -> DateTime<Utc> {
 }
 
 pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    let sql = format!(r#"SELECT {COLUMNS} FROM "user" WHERE id = $1"#);
-    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
+    const SQL: &str = concat!("SELECT ", columns!(), r#" FROM "user" WHERE id = $1"#);
+    with_pool!(db, |pool| sqlx::query_as(SQL).bind(id).fetch_optional(pool).await)
 }
 
 pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
-    let sql = format!(r#"SELECT {COLUMNS} FROM "user" WHERE lower(email) = lower($1) LIMIT 1"#);
-    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(pool).await)
+    const SQL: &str = concat!("SELECT ", columns!(), r#" FROM "user" WHERE lower(email) = lower($1) LIMIT 1"#);
+    with_pool!(db, |pool| sqlx::query_as(SQL).bind(email).fetch_optional(pool).await)
 }
 
 /// Inserts a user in the caller's transaction (so, e.g., its welcome email
@@ -74,8 +80,12 @@ pub async fn create_if_absent(db: &Db, new: NewUser<'_>) -> Result<Option<User>,
 
 async fn insert(tx: &mut Tx, new: NewUser<'_>, on_conflict: &str) -> Result<Option<User>, sqlx::Error> {
     let sql = format!(
-        r#"INSERT INTO "user" (id, email, is_active, is_superuser, full_name, hashed_password, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) {on_conflict} RETURNING {COLUMNS}"#
+        concat!(
+            r#"INSERT INTO "user" (id, email, is_active, is_superuser, full_name, hashed_password, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) {on_conflict} RETURNING "#,
+            columns!()
+        ),
+        on_conflict = on_conflict
     );
     crate::with_tx!(tx, |conn| sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
@@ -89,33 +99,49 @@ async fn insert(tx: &mut Tx, new: NewUser<'_>, on_conflict: &str) -> Result<Opti
         .await)
 }
 
+/// A row of a page: the user and the number of users in all.
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    user: User,
+    total: i64,
+}
+
 pub async fn list(db: &Db, skip: i64, limit: i64) -> Result<(Vec<User>, i64), sqlx::Error> {
-    let sql = format!(r#"SELECT {COLUMNS} FROM "user" ORDER BY created_at DESC NULLS LAST, id LIMIT $1 OFFSET $2"#);
-    let users = with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-        .bind(limit)
-        .bind(skip)
-        .fetch_all(pool)
-        .await)?;
-    let count = with_pool!(db, |pool| sqlx::query_scalar(r#"SELECT COUNT(*) FROM "user""#).fetch_one(pool).await)?;
-    Ok((users, count))
+    // One round trip, as items::list: the count rides on each row.
+    const PAGE: &str = concat!(
+        "SELECT ",
+        columns!(),
+        r#", (SELECT COUNT(*) FROM "user") AS total FROM "user"
+           ORDER BY created_at DESC NULLS LAST, id LIMIT $1 OFFSET $2"#
+    );
+    const COUNT: &str = r#"SELECT COUNT(*) FROM "user""#;
+    let rows: Vec<PageRow> = with_pool!(db, |pool| sqlx::query_as(PAGE).bind(limit).bind(skip).fetch_all(pool).await)?;
+    let count = match rows.first() {
+        Some(row) => row.total,
+        None if skip == 0 => 0,
+        None => with_pool!(db, |pool| sqlx::query_scalar(COUNT).fetch_one(pool).await)?,
+    };
+    Ok((rows.into_iter().map(|row| row.user).collect(), count))
 }
 
 /// Applies `changes` and returns the updated row (`None`: no such user).
 pub async fn update(db: &Db, id: Uuid, changes: UserChanges) -> Result<Option<User>, sqlx::Error> {
     // One statement for any subset of columns: each column keeps its value
     // unless its flag says it changes.
-    let sql = format!(
+    const SQL: &str = concat!(
         r#"UPDATE "user" SET
              email = COALESCE($2, email),
              full_name = CASE WHEN $3 THEN $4 ELSE full_name END,
              is_active = COALESCE($5, is_active),
              is_superuser = COALESCE($6, is_superuser),
              hashed_password = COALESCE($7, hashed_password)
-           WHERE id = $1 RETURNING {COLUMNS}"#
+           WHERE id = $1 RETURNING "#,
+        columns!()
     );
     let set_full_name = changes.full_name.is_some();
     let full_name = changes.full_name.flatten();
-    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    with_pool!(db, |pool| sqlx::query_as(SQL)
         .bind(id)
         .bind(&changes.email)
         .bind(set_full_name)
