@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::Db;
 use super::users::now;
+use super::{Db, returned};
 use crate::with_pool;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -43,8 +43,10 @@ pub async fn create(db: &Db, owner_id: Uuid, title: &str, description: Option<&s
         .bind(description)
         .bind(owner_id)
         .bind(now())
-        .fetch_one(pool)
+        .fetch_all(pool)
         .await)
+    .map(returned)?
+    .ok_or(sqlx::Error::RowNotFound)
 }
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<Item>, sqlx::Error> {
@@ -126,8 +128,9 @@ pub async fn update(db: &Db, id: Uuid, changes: ItemChanges) -> Result<Option<It
         .bind(&changes.title)
         .bind(set_description)
         .bind(&description)
-        .fetch_optional(pool)
+        .fetch_all(pool)
         .await)
+    .map(returned)
 }
 
 pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {

@@ -9,7 +9,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::users::now;
-use super::{Db, Tx};
+use super::{Db, Tx, returned};
 use crate::jobs::kinds::JobKind;
 use crate::{with_pool, with_tx};
 
@@ -183,7 +183,8 @@ pub async fn cancel(db: &Db, id: Uuid) -> Result<Option<Job>, sqlx::Error> {
     let sql = format!(
         "UPDATE jobs SET status = 'cancelled', finished_at = $2 WHERE id = $1 AND status = 'queued' RETURNING {COLUMNS}"
     );
-    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(now()).fetch_optional(pool).await)
+    with_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(now()).fetch_all(pool).await)
+        .map(returned)
 }
 
 /// Claims up to `limit` ready jobs for `worker` until `lease_until`.

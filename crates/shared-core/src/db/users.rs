@@ -4,7 +4,7 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-use super::{Db, Tx};
+use super::{Db, Tx, returned};
 use crate::with_pool;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -149,8 +149,9 @@ pub async fn update(db: &Db, id: Uuid, changes: UserChanges) -> Result<Option<Us
         .bind(changes.is_active)
         .bind(changes.is_superuser)
         .bind(&changes.hashed_password)
-        .fetch_optional(pool)
+        .fetch_all(pool)
         .await)
+    .map(returned)
 }
 
 /// Deletes a user and their items in one transaction (the foreign key
