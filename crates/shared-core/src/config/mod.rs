@@ -307,7 +307,9 @@ impl Settings {
         let sentry_dsn = read_sentry_dsn(&mut r, local);
 
         let first_superuser = r.string("FIRST_SUPERUSER");
-        let first_superuser_password = r.secret("FIRST_SUPERUSER_PASSWORD").unwrap_or_else(|| Secret::new(CHANGETHIS));
+        let first_superuser_password = r
+            .secret("FIRST_SUPERUSER_PASSWORD")
+            .unwrap_or_else(|| Secret::new(Reader::declared_default("FIRST_SUPERUSER_PASSWORD")));
         r.show("FIRST_SUPERUSER_PASSWORD", "[redacted]");
 
         let smtp = read_smtp(&mut r, &project_name);
@@ -423,7 +425,7 @@ fn read_database_url(r: &mut Reader<'_>) -> Secret {
             let db = r.string("POSTGRES_DB");
             Secret::new(format!("postgresql://{user}{password}@{server}:{port}/{db}"))
         }
-        (None, None) => Secret::new(vars::find("DATABASE_URL").map_or("", |v| v.default)),
+        (None, None) => Secret::new(Reader::declared_default("DATABASE_URL")),
     };
     let scheme_ok = ["postgres://", "postgresql://", "sqlite:"].iter().any(|s| url.expose().starts_with(s));
     if !scheme_ok {

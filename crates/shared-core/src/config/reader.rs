@@ -27,6 +27,11 @@ impl<'a> Reader<'a> {
         Self { env, problems: Vec::new(), warnings: Vec::new(), shown: Vec::new() }
     }
 
+    /// The default written in [`vars`] for `name`.
+    pub fn declared_default(name: &str) -> &'static str {
+        Self::declared(name).default
+    }
+
     fn declared(name: &str) -> &'static Var {
         vars::find(name).unwrap_or_else(|| panic!("{name} is missing from config::vars::VARS"))
     }

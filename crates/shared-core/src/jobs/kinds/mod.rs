@@ -17,14 +17,15 @@ use crate::db::jobs::Job;
 pub struct NoPayload {}
 
 /// Checks a submitted payload against kind `K`: its type, then its limits.
+/// (`&Value` is a serde deserializer: the payload is read in place, not cloned.)
 fn validate<K: Kind>(payload: &Value) -> Result<(), String> {
-    let parsed: K::Payload = serde_json::from_value(payload.clone()).map_err(|e| e.to_string())?;
+    let parsed = K::Payload::deserialize(payload).map_err(|e| e.to_string())?;
     K::check(&parsed)
 }
 
 /// Runs one attempt of `job` as kind `K`.
 async fn perform<K: Kind>(ctx: &Context<'_>, job: &Job) -> Result<Output, JobError> {
-    let payload: K::Payload = serde_json::from_value(job.payload.0.clone())?;
+    let payload = K::Payload::deserialize(&job.payload.0)?;
     K::perform(ctx, job, payload).await
 }
 
