@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use sentry::integrations::tower::{NewSentryLayer, SentryHttpLayer};
 
-use super::request_id::RequestId;
+use super::request_id;
 
 fn enabled() -> bool {
     sentry::Hub::main().client().is_some()
@@ -34,13 +34,13 @@ pub fn tag_requests(router: Router) -> Router {
 
 async fn tag_scope(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let request_id = request.extensions().get::<RequestId>().map(|id| id.as_str().to_owned());
+    let request_id = request_id::of(&request);
     sentry::configure_scope(|scope| {
         if let Some(route) = &route {
             scope.set_tag("route", route);
             scope.set_transaction(Some(&format!("{} {route}", request.method())));
         }
-        if let Some(request_id) = request_id {
+        if !request_id.is_empty() {
             scope.set_tag("request_id", request_id);
         }
     });

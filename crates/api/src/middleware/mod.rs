@@ -32,10 +32,10 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout))
         .layer(axum::middleware::from_fn(panic::catch_panic))
         .layer(cors(&http.cors_origins))
-        .layer(axum::middleware::from_fn(security_headers::security_headers))
+        .layer(security_headers::layer())
         .layer(axum::middleware::from_fn(json_errors::json_errors))
         .layer(axum::middleware::from_fn(telemetry::observe));
-    let router = error_reporting::tag_requests(router).layer(axum::middleware::from_fn(request_id::request_id));
+    let router = request_id::apply(error_reporting::tag_requests(router));
     error_reporting::scope_per_request(router)
         .layer(axum::middleware::from_fn_with_state(tasks.clone(), run_to_completion::run_to_completion))
 }

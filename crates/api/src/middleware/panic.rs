@@ -1,5 +1,7 @@
 //! A panic in a handler becomes a logged 500 with the request id in its body;
-//! the connection and the process carry on serving.
+//! the connection and the process carry on serving. (tower-http's
+//! `CatchPanicLayer` hands its handler the panic payload only, not the
+//! request, so it cannot put the request id in the body.)
 
 use std::panic::AssertUnwindSafe;
 
@@ -11,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use serde_json::json;
 
-use super::request_id::RequestId;
+use super::request_id;
 
 pub async fn catch_panic(request: Request, next: Next) -> Response {
-    let request_id = request.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()).unwrap_or_default();
+    let request_id = request_id::of(&request).to_owned();
     match AssertUnwindSafe(next.run(request)).catch_unwind().await {
         Ok(response) => response,
         Err(payload) => {

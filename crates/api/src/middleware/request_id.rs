@@ -1,40 +1,43 @@
-//! `x-request-id`: taken from the caller when it looks like an id, generated
-//! otherwise, echoed on the response and recorded on the request's span (so
-//! every log line of the request carries it).
+//! `x-request-id`: tower-http's `SetRequestId` generates a UUID when the
+//! caller sent none and puts the id in the request extensions, and
+//! `PropagateRequestId` echoes it on the response. A caller's id ends up in
+//! every log line of its request, so one that is not short and plain is
+//! dropped first and replaced like a missing one.
 
+use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
+use tower::ServiceBuilder;
+use tower::util::MapRequestLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request's id, in the request extensions for handlers and middleware.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
-
-impl RequestId {
-    pub fn as_str(&self) -> &str {
-        self.0.to_str().unwrap_or_default()
-    }
+/// The id layers, outermost first: drop an unfit caller id, set, propagate.
+pub fn apply(router: Router) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(MapRequestLayer::new(drop_unfit_caller_id))
+            .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone())),
+    )
 }
 
-/// Caller-supplied ids end up in logs, so only short, plain ones are kept.
-fn acceptable(value: &HeaderValue) -> bool {
+/// The request's id as text ("" outside the request id layers).
+pub fn of(request: &Request) -> &str {
+    request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or_default()
+}
+
+fn drop_unfit_caller_id(mut request: Request) -> Request {
+    if request.headers().get(&X_REQUEST_ID).is_some_and(|id| !fit_for_logs(id)) {
+        request.headers_mut().remove(&X_REQUEST_ID);
+    }
+    request
+}
+
+fn fit_for_logs(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 128
         && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
-
-pub async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = match request.headers().get(&X_REQUEST_ID) {
-        Some(value) if acceptable(value) => value.clone(),
-        _ => HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid header value"),
-    };
-    request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(X_REQUEST_ID.clone(), id);
-    response
 }

@@ -12,7 +12,7 @@ use axum::response::Response;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::request_id::RequestId;
+use super::request_id;
 
 /// Requests that matched no route share one label, so scanners cannot blow
 /// up the number of series.
@@ -24,7 +24,7 @@ const LOGGED_PATH_MAX: usize = 200;
 pub async fn observe(request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED, |p| p.as_str()).to_owned();
-    let request_id = request.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()).unwrap_or_default();
+    let request_id = request_id::of(&request).to_owned();
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!("request", method = %method, route = %route, request_id = %request_id, status = Empty, latency_ms = Empty, path = Empty);
 
