@@ -1,6 +1,8 @@
 //! The contract's schemas (Part A): what goes over the wire. Request bodies
-//! are validated field by field (`FromFields`) with pydantic's rules; their
-//! `ToSchema` derives document the same fields in the OpenAPI document.
+//! are validated field by field (`FromFields`) with pydantic's rules. Each
+//! field's bounds and default are written once, in its `#[schema(...)]`
+//! attribute: the OpenAPI document is derived from it, and so is the check
+//! (`extract::fields` reads them from the schema).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -12,7 +14,12 @@ use shared_core::db::jobs::{Job, JobStatus};
 use shared_core::db::users::User;
 use shared_core::jobs::kinds::JobKind;
 
-use crate::extract::fields::{Fields, FromFields, TEXT_MAX};
+use crate::extract::fields::{Fields, FromFields};
+
+/// The bounds the template's models declare (sqlmodel `Field`s).
+pub const TEXT_MAX: usize = 255;
+pub const PASSWORD_MIN: usize = shared_core::auth::password::MIN_PASSWORD_CHARS;
+pub const PASSWORD_MAX: usize = 128;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Message {
@@ -112,10 +119,10 @@ impl FromFields for UserCreate {
     fn from_fields(f: &mut Fields<'_>) -> Self {
         Self {
             email: f.email("email"),
-            is_active: f.optional_bool("is_active").unwrap_or(true),
-            is_superuser: f.optional_bool("is_superuser").unwrap_or(false),
-            full_name: f.optional_string("full_name", 0, TEXT_MAX).flatten(),
-            password: f.password("password"),
+            is_active: f.bool_or_default("is_active"),
+            is_superuser: f.bool_or_default("is_superuser"),
+            full_name: f.optional_string("full_name").flatten(),
+            password: f.string("password"),
         }
     }
 }
@@ -134,8 +141,8 @@ impl FromFields for UserRegister {
     fn from_fields(f: &mut Fields<'_>) -> Self {
         Self {
             email: f.email("email"),
-            password: f.password("password"),
-            full_name: f.optional_string("full_name", 0, TEXT_MAX).flatten(),
+            password: f.string("password"),
+            full_name: f.optional_string("full_name").flatten(),
         }
     }
 }
@@ -163,8 +170,8 @@ impl FromFields for UserUpdate {
             email: f.optional_email("email"),
             is_active: f.optional_bool("is_active"),
             is_superuser: f.optional_bool("is_superuser"),
-            full_name: f.optional_string("full_name", 0, TEXT_MAX),
-            password: f.optional_string("password", 8, 128).flatten(),
+            full_name: f.optional_string("full_name"),
+            password: f.optional_string("password").flatten(),
         }
     }
 }
@@ -179,7 +186,7 @@ pub struct UserUpdateMe {
 
 impl FromFields for UserUpdateMe {
     fn from_fields(f: &mut Fields<'_>) -> Self {
-        Self { full_name: f.optional_string("full_name", 0, TEXT_MAX), email: f.optional_email("email") }
+        Self { full_name: f.optional_string("full_name"), email: f.optional_email("email") }
     }
 }
 
@@ -193,7 +200,7 @@ pub struct UpdatePassword {
 
 impl FromFields for UpdatePassword {
     fn from_fields(f: &mut Fields<'_>) -> Self {
-        Self { current_password: f.password("current_password"), new_password: f.password("new_password") }
+        Self { current_password: f.string("current_password"), new_password: f.string("new_password") }
     }
 }
 
@@ -206,7 +213,7 @@ pub struct NewPassword {
 
 impl FromFields for NewPassword {
     fn from_fields(f: &mut Fields<'_>) -> Self {
-        Self { token: f.string("token", 0, usize::MAX), new_password: f.password("new_password") }
+        Self { token: f.string("token"), new_password: f.string("new_password") }
     }
 }
 
@@ -220,10 +227,7 @@ pub struct ItemCreate {
 
 impl FromFields for ItemCreate {
     fn from_fields(f: &mut Fields<'_>) -> Self {
-        Self {
-            title: f.string("title", 1, TEXT_MAX),
-            description: f.optional_string("description", 0, TEXT_MAX).flatten(),
-        }
+        Self { title: f.string("title"), description: f.optional_string("description").flatten() }
     }
 }
 
@@ -237,10 +241,7 @@ pub struct ItemUpdate {
 
 impl FromFields for ItemUpdate {
     fn from_fields(f: &mut Fields<'_>) -> Self {
-        Self {
-            title: f.optional_string("title", 1, TEXT_MAX).flatten(),
-            description: f.optional_string("description", 0, TEXT_MAX),
-        }
+        Self { title: f.optional_string("title").flatten(), description: f.optional_string("description") }
     }
 }
 
@@ -260,9 +261,9 @@ impl FromFields for PrivateUserCreate {
     fn from_fields(f: &mut Fields<'_>) -> Self {
         Self {
             email: f.email("email"),
-            password: f.string("password", 0, usize::MAX),
-            full_name: f.string("full_name", 0, usize::MAX),
-            is_verified: f.optional_bool("is_verified").unwrap_or(false),
+            password: f.string("password"),
+            full_name: f.string("full_name"),
+            is_verified: f.bool_or_default("is_verified"),
         }
     }
 }
@@ -408,11 +409,29 @@ pub struct JobCreate {
 impl FromFields for JobCreate {
     fn from_fields(f: &mut Fields<'_>) -> Self {
         Self {
-            kind: f.string("kind", 1, 64),
+            kind: f.string("kind"),
             payload: f.optional_object("payload").unwrap_or_default(),
             run_at: f.optional_datetime("run_at"),
-            max_attempts: f.optional_int("max_attempts", 1, JOB_MAX_ATTEMPTS_LIMIT).map(|n| n as i32),
-            idempotency_key: f.optional_string("idempotency_key", 1, TEXT_MAX).flatten(),
+            max_attempts: f.optional_int("max_attempts").map(|n| n as i32),
+            idempotency_key: f.optional_string("idempotency_key").flatten(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::fields::Rules;
+
+    /// The one bound declared twice: the config check of
+    /// FIRST_SUPERUSER_PASSWORD uses the same minimum as the document.
+    #[test]
+    fn documented_password_minimum_is_the_one_the_config_check_uses() {
+        for rules in [Rules::of::<UserCreate>(), Rules::of::<UserRegister>(), Rules::of::<UserUpdate>()] {
+            assert_eq!(rules.min_length("password"), shared_core::auth::password::MIN_PASSWORD_CHARS);
+        }
+        for rules in [Rules::of::<UpdatePassword>(), Rules::of::<NewPassword>()] {
+            assert_eq!(rules.min_length("new_password"), shared_core::auth::password::MIN_PASSWORD_CHARS);
         }
     }
 }

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use serde_json::{Value, json};
 
-use super::fields::{Fields, FromFields};
+use super::fields::{Fields, FromFields, Rules};
 use crate::error::{ApiError, ValidationIssue};
 
 pub struct JsonBody<T>(pub T);
@@ -35,7 +35,7 @@ impl<S: Send + Sync, T: FromFields> FromRequest<S> for JsonBody<T> {
         let Value::Object(object) = &value else {
             return Err(not_an_object(value));
         };
-        let mut fields = Fields::new(object);
+        let mut fields = Fields::new(object, Rules::of::<T>());
         let parsed = T::from_fields(&mut fields);
         if fields.issues.is_empty() { Ok(Self(parsed)) } else { Err(ApiError::Validation(fields.issues)) }
     }

@@ -1,28 +1,101 @@
 //! Field-by-field validation of a JSON object with pydantic's error types and
-//! messages, collecting every problem like pydantic does.
+//! messages, collecting every problem like pydantic does. The bounds and
+//! defaults of each field (lengths, numeric limits, `default`) are not
+//! written here: they are read from the body type's OpenAPI schema, so the
+//! `#[schema(...)]` attributes in models.rs are the one declaration of both
+//! the document and the check.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 
 use super::text::nul_issue;
 use crate::error::ValidationIssue;
 
 /// A request body type built from a validated JSON object.
-pub trait FromFields: Sized {
+pub trait FromFields: ToSchema + Sized + 'static {
     fn from_fields(fields: &mut Fields<'_>) -> Self;
 }
 
 pub struct Fields<'a> {
     object: &'a Map<String, Value>,
+    rules: &'static Rules,
     pub(super) issues: Vec<ValidationIssue>,
 }
 
-pub const PASSWORD_MIN: usize = shared_core::auth::password::MIN_PASSWORD_CHARS;
-pub const PASSWORD_MAX: usize = 128;
-pub const TEXT_MAX: usize = 255;
+/// What a body type's schema says about each of its fields.
+#[derive(Debug, Default)]
+pub struct Rules(HashMap<String, Rule>);
+
+#[derive(Debug, Clone)]
+struct Rule {
+    min_length: usize,
+    max_length: usize,
+    minimum: i64,
+    maximum: i64,
+    default: Option<Value>,
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Self { min_length: 0, max_length: usize::MAX, minimum: i64::MIN, maximum: i64::MAX, default: None }
+    }
+}
+
+impl Rules {
+    /// The rules of `T`, read from its schema once per type: a request does
+    /// not rebuild the schema. (One leaked table per body type, a dozen.)
+    pub fn of<T: ToSchema + 'static>() -> &'static Rules {
+        static READ: Mutex<Vec<(TypeId, &'static Rules)>> = Mutex::new(Vec::new());
+        let mut read = READ.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, rules)) = read.iter().find(|(id, _)| *id == TypeId::of::<T>()) {
+            return rules;
+        }
+        let rules: &'static Rules = Box::leak(Box::new(Self::from_schema(&T::schema())));
+        read.push((TypeId::of::<T>(), rules));
+        rules
+    }
+
+    fn from_schema(schema: &RefOr<Schema>) -> Self {
+        let RefOr::T(Schema::Object(object)) = schema else { return Self::default() };
+        let rules = object.properties.iter().filter_map(|(name, property)| {
+            let RefOr::T(Schema::Object(p)) = property else { return None };
+            let int = |n: &utoipa::Number| match *n {
+                utoipa::Number::Int(i) => i as i64,
+                utoipa::Number::UInt(u) => u as i64,
+                utoipa::Number::Float(f) => f as i64,
+            };
+            let unbounded = Rule::default();
+            let rule = Rule {
+                min_length: p.min_length.unwrap_or(unbounded.min_length),
+                max_length: p.max_length.unwrap_or(unbounded.max_length),
+                minimum: p.minimum.as_ref().map_or(unbounded.minimum, int),
+                maximum: p.maximum.as_ref().map_or(unbounded.maximum, int),
+                default: p.default.clone(),
+            };
+            Some((name.clone(), rule))
+        });
+        Self(rules.collect())
+    }
+
+    #[cfg(test)]
+    pub fn min_length(&self, field: &str) -> usize {
+        self.get(field).min_length
+    }
+
+    fn get(&self, field: &str) -> Rule {
+        self.0.get(field).cloned().unwrap_or_default()
+    }
+}
 
 impl<'a> Fields<'a> {
-    pub fn new(object: &'a Map<String, Value>) -> Self {
-        Self { object, issues: Vec::new() }
+    pub fn new(object: &'a Map<String, Value>, rules: &'static Rules) -> Self {
+        Self { object, rules, issues: Vec::new() }
     }
 
     fn push(&mut self, kind: &'static str, field: &str, msg: impl Into<String>, input: &Value, ctx: Option<Value>) {
@@ -36,7 +109,8 @@ impl<'a> Fields<'a> {
         self.push("missing", field, "Field required", &whole, None);
     }
 
-    fn check_string(&mut self, field: &str, value: &Value, min: usize, max: usize) -> Option<String> {
+    fn check_string(&mut self, field: &str, value: &Value) -> Option<String> {
+        let Rule { min_length: min, max_length: max, .. } = self.rules.get(field);
         let Some(text) = value.as_str() else {
             self.push("string_type", field, "Input should be a valid string", value, None);
             return None;
@@ -60,36 +134,40 @@ impl<'a> Fields<'a> {
         Some(text.to_owned())
     }
 
-    /// A required string of `min..=max` characters.
-    pub fn string(&mut self, field: &str, min: usize, max: usize) -> String {
+    /// A required string within its schema's lengths.
+    pub fn string(&mut self, field: &str) -> String {
         match self.object.get(field) {
             None => {
                 self.missing(field);
                 String::new()
             }
-            Some(value) => self.check_string(field, value, min, max).unwrap_or_default(),
+            Some(value) => self.check_string(field, value).unwrap_or_default(),
         }
     }
 
     /// An optional string: `None` when absent, `Some(None)` when null.
-    pub fn optional_string(&mut self, field: &str, min: usize, max: usize) -> Option<Option<String>> {
+    pub fn optional_string(&mut self, field: &str) -> Option<Option<String>> {
         match self.object.get(field)? {
             Value::Null => Some(None),
-            value => Some(self.check_string(field, value, min, max)),
+            value => Some(self.check_string(field, value)),
         }
     }
 
-    pub fn password(&mut self, field: &str) -> String {
-        self.string(field, PASSWORD_MIN, PASSWORD_MAX)
-    }
-
+    /// The length bound applies to the normalised address, as in pydantic.
     fn check_email(&mut self, field: &str, value: &Value) -> Option<String> {
-        let text = self.check_string(field, value, 0, usize::MAX)?;
-        match normalise_email(&text) {
-            Ok(email) if email.chars().count() <= TEXT_MAX => Some(email),
+        let Some(text) = value.as_str() else {
+            return self.check_string(field, value);
+        };
+        if let Some(issue) = nul_issue(&["body", field], text) {
+            self.issues.push(issue);
+            return None;
+        }
+        let max = self.rules.get(field).max_length;
+        match normalise_email(text) {
+            Ok(email) if email.chars().count() <= max => Some(email),
             Ok(_) => {
-                let msg = format!("String should have at most {TEXT_MAX} characters");
-                self.push("string_too_long", field, msg, value, Some(json!({ "max_length": TEXT_MAX })));
+                let msg = format!("String should have at most {max} characters");
+                self.push("string_too_long", field, msg, value, Some(json!({ "max_length": max })));
                 None
             }
             Err(reason) => {
@@ -131,8 +209,9 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional integer within `min..=max`; null counts as absent.
-    pub fn optional_int(&mut self, field: &str, min: i64, max: i64) -> Option<i64> {
+    /// An optional integer within its schema's limits; null counts as absent.
+    pub fn optional_int(&mut self, field: &str) -> Option<i64> {
+        let Rule { minimum: min, maximum: max, .. } = self.rules.get(field);
         let value = self.object.get(field)?.clone();
         let parsed = match &value {
             Value::Null => return None,
@@ -171,8 +250,15 @@ impl<'a> Fields<'a> {
         parsed.map(|d| d.with_timezone(&chrono::Utc))
     }
 
-    /// A boolean that may be left out (its default applies) but, as in
-    /// pydantic, not sent as null; lax JSON mode for the rest.
+    /// A boolean that, left out, takes its schema's `default` (false when
+    /// it declares none).
+    pub fn bool_or_default(&mut self, field: &str) -> bool {
+        let default = self.rules.get(field).default.and_then(|d| d.as_bool()).unwrap_or_default();
+        self.optional_bool(field).unwrap_or(default)
+    }
+
+    /// A boolean that may be left out but, as in pydantic, not sent as
+    /// null; lax JSON mode for the rest.
     pub fn optional_bool(&mut self, field: &str) -> Option<bool> {
         let value = self.object.get(field)?;
         let parsed = match value {
