@@ -12,6 +12,7 @@ mod health;
 pub mod items;
 pub mod jobs;
 pub mod migrate;
+pub mod tables;
 pub mod users;
 pub mod workers;
 
