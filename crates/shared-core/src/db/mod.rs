@@ -8,6 +8,7 @@
 //! stand side by side in a `match` on [`Backend`].
 
 pub mod backup;
+pub mod copy;
 mod health;
 pub mod items;
 pub mod jobs;
