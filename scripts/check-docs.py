@@ -48,7 +48,7 @@ NOT_VARIABLES = {
     "SIGTERM", "SIGINT", "SIGKILL", "UTC", "HS256", "HS384", "AAAA", "NET_BIND_SERVICE",
     "NOTIFY", "LISTEN", "PRAGMA", "COMMIT", "NULL", "RETURNING",  # SQL
     "FILE", "TAG", "SERVER", "SQLITE_FILE", "POSTGRES_URL", "PATTERN", "N",  # placeholders in usage lines
-    "PGPASSWORD",  # libpq's, for psql
+    "PGPASSWORD",  # libpq's (psql) and sqlx's (worker copy-to-postgres)
     "PROJECT_NAME_FILE",  # named as an example of what is *not* read
     "STACK_NAME", "SENTRY_DSN", "DOCKER_IMAGE_BACKEND",  # the FastAPI template's, which this stack ignores
 }
@@ -174,11 +174,22 @@ for f in sorted(SCRIPTS):
     SCRIPT_BY_NAME.setdefault(Path(f).name, f)
 
 
-def subcommands(main_rs):
+def subcommands(main_rs, enum="Command"):
+    """The variants of `enum` in kebab case; a `#[command(flatten)] Variant(Inner)` adds Inner's."""
     text = (ROOT / main_rs).read_text(encoding="utf-8")
-    enum = text[text.index("enum Command") :]
-    enum = enum[: enum.index("\n}")]
-    return {re.sub(r"(?<!^)(?=[A-Z])", "-", v).lower() for v in re.findall(r"^\s{4}([A-Z]\w*)", enum, re.MULTILINE)}
+    body = text[text.index(f"enum {enum} {{") :]
+    body = body[: body.index("\n}")]
+    names, flatten = set(), False
+    for line in body.splitlines():
+        if re.match(r"^\s{4}#\[command\(flatten\)\]", line):
+            flatten = True
+        elif variant := re.match(r"^\s{4}([A-Z]\w*)(?:\((\w+)\))?", line):
+            if flatten:
+                names |= subcommands(main_rs, variant.group(2))
+            else:
+                names.add(re.sub(r"(?<!^)(?=[A-Z])", "-", variant.group(1)).lower())
+            flatten = False
+    return names
 
 
 COMMANDS = {"api": subcommands("crates/api/src/main.rs"), "worker": subcommands("crates/worker/src/main.rs")}

@@ -19,7 +19,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::{Db, Pool};
+use super::{Db, Pool, tables};
 
 #[derive(Debug)]
 pub struct BackupReport {
@@ -28,7 +28,7 @@ pub struct BackupReport {
     pub bytes: u64,
     /// What `PRAGMA integrity_check` said: always "ok" in a report.
     pub integrity: String,
-    /// Rows of each known table (`user`, `item`, `jobs`) the file has.
+    /// Rows of each data table ([`tables::DATA`]) the file has.
     pub row_counts: Vec<(String, i64)>,
 }
 
@@ -45,13 +45,6 @@ pub enum BackupError {
     #[error("integrity check failed: {0}")]
     Integrity(String),
 }
-
-/// The tables whose row counts a report carries, when the file has them.
-const COUNTED_TABLES: [(&str, &str); 3] = [
-    ("user", r#"SELECT COUNT(*) FROM "user""#),
-    ("item", "SELECT COUNT(*) FROM item"),
-    ("jobs", "SELECT COUNT(*) FROM jobs"),
-];
 
 const PREFIX: &str = "app-";
 const SUFFIX: &str = ".db";
@@ -187,17 +180,23 @@ pub async fn sqlite_restore(file: &Path, target: &Path) -> Result<BackupReport, 
 async fn check(file: &Path, shown: &Path) -> Result<(String, Vec<(String, i64)>), BackupError> {
     let options = SqliteConnectOptions::new().filename(file).read_only(true).immutable(true).create_if_missing(false);
     let mut conn = options.connect().await.map_err(|e| corrupt_or_db(shown, e))?;
-    let result = check_on(&mut conn).await.map_err(|e| corrupt_or_db(shown, e));
+    let counts = checked_row_counts(&mut conn, shown).await;
     conn.close().await.ok();
-    let (lines, counts) = result?;
+    Ok(("ok".to_owned(), counts?))
+}
+
+/// `PRAGMA integrity_check`, then the rows of each data table the file has;
+/// one snapshot when `conn` is in a transaction. Errors name `shown`.
+pub(super) async fn checked_row_counts(
+    conn: &mut SqliteConnection,
+    shown: &Path,
+) -> Result<Vec<(String, i64)>, BackupError> {
+    let (lines, counts) = check_on(conn).await.map_err(|e| corrupt_or_db(shown, e))?;
     if lines.len() == 1 && lines[0] == "ok" {
-        Ok(("ok".to_owned(), counts))
+        Ok(counts)
     } else {
-        let mut lines_shown: Vec<&str> = lines.iter().map(String::as_str).collect();
-        if lines_shown.is_empty() {
-            lines_shown.push("no output");
-        }
-        Err(BackupError::Integrity(format!("{}: {}", shown.display(), lines_shown.join("; "))))
+        let problems = if lines.is_empty() { "no output".to_owned() } else { lines.join("; ") };
+        Err(BackupError::Integrity(format!("{}: {problems}", shown.display())))
     }
 }
 
@@ -207,14 +206,15 @@ async fn check_on(conn: &mut SqliteConnection) -> Result<(Vec<String>, Vec<(Stri
         return Ok((lines, Vec::new()));
     }
     let mut counts = Vec::new();
-    for (table, count_sql) in COUNTED_TABLES {
+    for table in tables::DATA {
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = $1)")
                 .bind(table)
                 .fetch_one(&mut *conn)
                 .await?;
         if exists {
-            let n: i64 = sqlx::query_scalar(count_sql).fetch_one(&mut *conn).await?;
+            let count = format!("SELECT COUNT(*) FROM {}", tables::quoted(table));
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count)).fetch_one(&mut *conn).await?;
             counts.push((table.to_owned(), n));
         }
     }

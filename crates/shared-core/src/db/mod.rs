@@ -8,10 +8,12 @@
 //! stand side by side in a `match` on [`Backend`].
 
 pub mod backup;
+pub mod copy;
 mod health;
 pub mod items;
 pub mod jobs;
 pub mod migrate;
+pub mod tables;
 pub mod users;
 pub mod workers;
 
