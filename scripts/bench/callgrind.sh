@@ -39,7 +39,7 @@ mkdir -p "$OUT_DIR"
 # Where a request's instructions go: a label and a function-name pattern
 # (callgrind_annotate --inclusive=yes); the first function that matches counts.
 FOCUS=(
-  "request id (middleware)|api::middleware::request_id::request_id"
+  "request id (tower-http SetRequestId)|tower_http::request_id::SetRequestId<S,M> as tower_service::Service"
   "telemetry: span, access log line, metrics|api::middleware::telemetry::observe"
   "  access log line (fmt layer, JSON, write)|tracing_subscriber::fmt::fmt_layer::Layer<S,N,E,W> as tracing_subscriber::layer::Layer<S>>::on_event"
   "  metrics (counter + histogram lookups)|metrics_exporter_prometheus::recorder::Inner.*register|metrics::recorder::Recorder>::register_counter"
