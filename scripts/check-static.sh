@@ -87,23 +87,15 @@ check() {
 # ---------------------------------------------------------------------------
 section "tools"
 
-apt_install() {
-  if [[ "$(id -u)" != 0 ]]; then
-    echo "missing $* and not root: install them (apt-get install $*)" >&2
-    return 1
-  fi
-  if [[ -z "${APT_UPDATED:-}" ]]; then
-    apt-get update -qq
-    APT_UPDATED=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+# apt_install: scripts/lib.sh.
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+LOG_TAG=check-static
 
 need_apt=()
 command -v caddy >/dev/null || need_apt+=(caddy)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 if ((${#need_apt[@]} > 0)); then
-  echo "installing from Debian: ${need_apt[*]}"
   apt_install "${need_apt[@]}"
 fi
 
@@ -111,7 +103,7 @@ stamp="$VENV/.check-static-tools"
 if [[ ! -x "$VENV/bin/python" ]]; then
   mkdir -p "$TOOLS_DIR"
   if ! python3 -m venv "$VENV" 2>/dev/null; then
-    echo "python3 -m venv failed; installing python3-venv"
+    echo "python3 -m venv failed"
     apt_install python3-venv
     python3 -m venv "$VENV"
   fi
