@@ -215,6 +215,23 @@ service_containers() {
   dc ps -a -q "$1" 2>/dev/null | sed '/^$/d' || true
 }
 
+# running_containers SERVICE: ids of the service's running containers, one a line.
+running_containers() {
+  dc ps -q "$1" 2>/dev/null | sed '/^$/d' || true
+}
+
+# running_tag SERVICE: the image tag of the service's first running container
+# (latest for an image named without one); nothing when none runs.
+running_tag() {
+  local id image
+  id="$(running_containers "$1" | head -n 1)"
+  [[ -n "$id" ]] || return 0
+  image="$(docker inspect --format '{{.Config.Image}}' "$id" 2>/dev/null || true)"
+  [[ -n "$image" ]] || return 0
+  image="${image%%@*}"
+  if [[ "${image##*/}" == *:* ]]; then echo "${image##*:}"; else echo latest; fi
+}
+
 container_health() {
   docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo missing
 }
