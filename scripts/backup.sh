@@ -24,13 +24,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_TAG=backup
 export_compose_env
 tag="$(current_tag || true)"
-if [[ -z "$tag" ]]; then
-  running="$(dc ps -q worker 2>/dev/null | sed '/^$/d' | head -n 1 || true)"
-  if [[ -n "$running" ]]; then
-    image="$(docker inspect --format '{{.Config.Image}}' "$running" 2>/dev/null || true)"
-    if [[ "$image" == *:* ]]; then tag="${image##*:}"; fi
-  fi
-fi
+[[ -n "$tag" ]] || tag="$(running_tag worker)"
 if [[ -n "$tag" ]] && valid_tag "$tag"; then
   export IMAGE_TAG="$tag"
 fi

@@ -6,13 +6,17 @@
 #   2. every compose file, interpolated with its example environment
 #        compose.dev.yml            <- .env.example
 #        compose/compose.prod.yml   <- compose/.env.example
-#      a) by Docker Compose v2 itself (`docker compose config`, all profiles),
-#      b) by scripts/compose-interpolate.py (the file as written, interpolated),
+#      by Docker Compose v2 itself (all profiles), twice:
+#      a) `config`, the normalized model that `up` deploys,
+#      b) `config --no-normalize --no-path-resolution`, the file as written,
+#         interpolated (Compose also checks it against its own copy of the
+#         schema while loading it); a variable that is not set and has no
+#         default fails here (Compose would use an empty string),
 #      both validated against the Compose Specification schema that the pinned
 #      check-jsonschema ships (`--builtin-schema vendor.compose-spec`, its
 #      vendored copy of compose-spec.json; COMPOSE_SCHEMA=FILE uses another);
-#      and every variable the file uses is documented in its example env file
-#      and in the root .env.example
+#      and every variable the file uses (`config --variables`) is documented
+#      in its example env file and in the root .env.example
 #   3. caddy validate on the Caddyfile with the caddy service environment of
 #      each compose file (ACME mode from production, internal-TLS mode from
 #      development) and the stack-test setting (unprivileged ports, its own
@@ -83,23 +87,15 @@ check() {
 # ---------------------------------------------------------------------------
 section "tools"
 
-apt_install() {
-  if [[ "$(id -u)" != 0 ]]; then
-    echo "missing $* and not root: install them (apt-get install $*)" >&2
-    return 1
-  fi
-  if [[ -z "${APT_UPDATED:-}" ]]; then
-    apt-get update -qq
-    APT_UPDATED=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+# apt_install: scripts/lib.sh.
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+LOG_TAG=check-static
 
 need_apt=()
 command -v caddy >/dev/null || need_apt+=(caddy)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 if ((${#need_apt[@]} > 0)); then
-  echo "installing from Debian: ${need_apt[*]}"
   apt_install "${need_apt[@]}"
 fi
 
@@ -107,7 +103,7 @@ stamp="$VENV/.check-static-tools"
 if [[ ! -x "$VENV/bin/python" ]]; then
   mkdir -p "$TOOLS_DIR"
   if ! python3 -m venv "$VENV" 2>/dev/null; then
-    echo "python3 -m venv failed; installing python3-venv"
+    echo "python3 -m venv failed"
     apt_install python3-venv
     python3 -m venv "$VENV"
   fi
@@ -183,18 +179,36 @@ check "Dockerfile stages (chef/planner/cacher/builder/dev/runtime/worker/api), u
 section "compose files"
 
 # A clean environment: only the example env file feeds the interpolation.
-compose_config() { # FILE ENVFILE OUT
-  env -i PATH="$PATH" HOME="$WORK" "$COMPOSE_BIN" -f "$1" --env-file "$2" --profile '*' config --format json >"$3"
+config_of() { # FILE ENVFILE CONFIG-ARGS...
+  local file="$1" envfile="$2"
+  shift 2
+  env -i PATH="$PATH" HOME="$WORK" "$COMPOSE_BIN" -f "$file" --env-file "$envfile" --profile '*' config "$@"
 }
 
+compose_config() { # FILE ENVFILE OUT
+  config_of "$1" "$2" --format json >"$3"
+}
+
+# The file as written, interpolated. Compose warns and substitutes an empty
+# string for a variable that is not set and has no default: that fails here.
 interpolate() { # FILE ENVFILE OUT
-  "$PY" scripts/compose-interpolate.py --env-file "$2" "$1" >"$3"
+  local rc=0
+  config_of "$1" "$2" --no-normalize --no-path-resolution --format json >"$3" 2>"$3.err" || rc=$?
+  awk '!seen[$0]++' "$3.err" >&2
+  if grep -q 'variable is not set' "$3.err"; then
+    echo "a variable is used without a default and is not set in $2" >&2
+    return 1
+  fi
+  return "$rc"
 }
 
 documented_vars() { # FILE ENVFILE
-  local file="$1" envfile="$2" var doc missing=0
+  local file="$1" envfile="$2" var doc missing=0 vars
   local docs=("$envfile")
   [[ "$envfile" == .env.example ]] || docs+=(.env.example)
+  vars="$(config_of "$file" "$envfile" --variables --format json \
+    | "$PY" -c 'import json, sys; print("\n".join(sorted(json.load(sys.stdin))))')" || return 1
+  [[ -n "$vars" ]] || { echo "compose config --variables listed no variable in $file"; return 1; }
   while IFS= read -r var; do
     for doc in "${docs[@]}"; do
       if ! grep -qE "^(# ?)?${var}=" "$doc"; then
@@ -202,7 +216,7 @@ documented_vars() { # FILE ENVFILE
         missing=1
       fi
     done
-  done < <("$PY" scripts/compose-interpolate.py --list-vars "$file")
+  done <<<"$vars"
   return "$missing"
 }
 
@@ -216,7 +230,7 @@ for file in "${COMPOSE_FILES[@]}"; do
   else
     fail "$file: compose-rendered model valid against compose-spec.json (nothing rendered)"
   fi
-  check "$file: interpolated as written with $envfile (compose-interpolate.py)" \
+  check "$file: interpolated as written with $envfile (docker compose config --no-normalize, every variable set or defaulted)" \
     interpolate "$file" "$envfile" "$base.raw.json"
   if [[ -s "$base.raw.json" ]]; then
     check "$file: interpolated file valid against compose-spec.json" \

@@ -29,12 +29,14 @@
 #   REMOTE_APP_DIR    (/opt/app)   DEPLOY_SOURCE_DIR (this repository's root)
 set -euo pipefail
 
-die() { printf 'ci-deploy: ERROR: %s\n' "$*" >&2; exit 1; }
-log() { printf 'ci-deploy: %s\n' "$*" >&2; }
+# log, die, valid_tag: scripts/lib.sh (beside this script in the checkout).
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=ci-deploy
 
 [[ $# -eq 1 ]] || { echo "usage: $0 TAG" >&2; exit 2; }
 tag="$1"
-[[ "$tag" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "invalid tag '$tag'"
+valid_tag "$tag" || die "invalid tag '$tag'"
 
 host="${SSH_HOST:-}"
 user="${SSH_USER:-deploy}"

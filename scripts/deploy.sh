@@ -83,15 +83,8 @@ worker_timeout="$(env_get WORKER_WAIT_TIMEOUT 120)"
 image_prefix="$(env_get IMAGE_PREFIX)"
 
 # ---- 2. the running tag ----------------------------------------------------
-running_api() { dc ps -q api 2>/dev/null | sed '/^$/d' || true; }
 PREV="$(current_tag || true)"
-if [[ -z "$PREV" ]]; then
-  first="$(running_api | head -n 1)"
-  if [[ -n "$first" ]]; then
-    img="$(docker inspect --format '{{.Config.Image}}' "$first" 2>/dev/null || true)"
-    PREV="${img##*:}"
-  fi
-fi
+[[ -n "$PREV" ]] || PREV="$(running_tag api)"
 log "running tag: ${PREV:-none (first deploy)}; new tag: $TAG"
 
 STAGE=start
@@ -113,7 +106,7 @@ trap on_exit EXIT
 rollout_api() {
   local -a olds news
   local id n all
-  mapfile -t olds < <(running_api)
+  mapfile -t olds < <(running_containers api)
   n="${#olds[@]}"
   API_OLD_COUNT="$n"
   if (( n == 0 )); then
@@ -123,7 +116,7 @@ rollout_api() {
     log "api: starting $n new container(s) on $IMAGE_TAG next to $n old"
     dc up -d --no-deps --no-recreate --scale "api=$((2 * n))" api || { remove_new_api "${olds[@]}"; return 1; }
   fi
-  mapfile -t all < <(running_api)
+  mapfile -t all < <(running_containers api)
   news=()
   for id in "${all[@]}"; do
     if ! printf '%s\n' "${olds[@]}" | grep -qxF -- "$id"; then
@@ -180,7 +173,7 @@ remove_new_api() {
       sleep 1
     done
     if docker inspect "$id" >/dev/null 2>&1; then left+=("$id"); fi
-  done < <(dc ps -a -q api 2>/dev/null || true)
+  done < <(service_containers api)
   if (( ${#left[@]} > 0 )); then
     log "api: could not remove ${left[*]}; remove it by hand (docker rm -f)"
     return 1
@@ -191,7 +184,7 @@ rollout_worker() {
   local id
   log "worker: restarting on $IMAGE_TAG (old worker drains within its stop_grace_period)"
   dc up -d --no-deps worker || return 1
-  id="$(dc ps -q worker | sed '/^$/d' | head -n 1)"
+  id="$(running_containers worker | head -n 1)"
   [[ -n "$id" ]] || { log "worker: no running container"; return 1; }
   wait_healthy "$id" "$worker_timeout" "$poll" || { log "worker: not healthy"; return 1; }
   log "worker: ${id:0:12} healthy on $IMAGE_TAG"

@@ -111,7 +111,7 @@ esac
 start_services
 stopped=0
 for svc in api worker; do
-  id="$(dc ps -q "$svc" | sed '/^$/d' | head -n 1)"
+  id="$(running_containers "$svc" | head -n 1)"
   [[ -n "$id" ]] || die "$svc is not running after the restore"
   wait_healthy "$id" "$(env_get HEALTH_WAIT_TIMEOUT 180)" "$(env_get HEALTH_POLL_INTERVAL 2)" || die "$svc is not healthy after the restore"
 done

@@ -71,20 +71,11 @@ HEALTH_WAIT=15
 # restart is not instant): requests must be routed around it meanwhile.
 DOWN_SECONDS="${RESTART_DOWN_SECONDS:-3}"
 
-log() { printf '%s [stack-test] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
-die() { log "ERROR: $*" >&2; exit 1; }
-
-# wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds; 1 when
-# SECONDS pass first. The test waits on conditions, never for a fixed time.
-wait_for() {
-  local limit="$1" i
-  shift
-  for ((i = 0; i < limit * 10; i++)); do
-    "$@" && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# log, die, apt_install, port_in_use, pick_port, wait_for (the test waits
+# on conditions, never for a fixed time) and stop_pid: scripts/lib.sh.
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+LOG_TAG=stack-test
 
 # ---------------------------------------------------------------------------
 # temp dir, processes and cleanup
@@ -93,17 +84,6 @@ T="$(mktemp -d "${TMPDIR:-/tmp}/stack-test.XXXXXX")"
 declare -A PID=()        # name -> pid of a running process we started
 PG_DB=""
 REDIS_PREFIXES=()
-
-stop_pid() { # PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 10)
-  local pid="$1" limit="${2:-10}" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < limit * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$? name p
@@ -149,36 +129,8 @@ source "$ROOT/scripts/lib-https.sh"
 # ---------------------------------------------------------------------------
 # tools
 
-port_in_use() { # PORT [ADDRESS...]: something listens on it at one of them (default 127.0.0.1)
-  local port="$1" a
-  shift
-  for a in "${@:-127.0.0.1}"; do
-    if (exec 3<>"/dev/tcp/$a/$port") 2>/dev/null; then return 0; fi
-  done
-  return 1
-}
-declare -A TAKEN=()
-# pick_port PREFERRED [ADDRESS...]: PREFERRED when free there, else a random free port.
-pick_port() {
-  local p="$1" i
-  shift
-  for ((i = 0; i < 50; i++)); do
-    if [[ -z "${TAKEN[$p]:-}" ]] && ! port_in_use "$p" "$@"; then
-      TAKEN[$p]=1
-      echo "$p"
-      return 0
-    fi
-    p=$((20000 + RANDOM % 40000))
-  done
-  die "no free port found"
-}
-
 # dnsmasq answers the api name; installed here (as root) when missing.
-if ! command -v dnsmasq >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-  log "installing dnsmasq-base (the api replicas' DNS name)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null; }
-fi
+command -v dnsmasq >/dev/null || apt_install dnsmasq-base || true
 for t in curl psql redis-cli python3 dnsmasq; do
   command -v "$t" >/dev/null || die "$t is missing (apt-get install curl postgresql-client redis-tools python3 dnsmasq-base)"
 done
@@ -307,29 +259,22 @@ SUPERUSER_EMAIL="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]
 # compose service are; the name `api` resolves to both (dnsmasq on DNS_PORT).
 API1_ADDR=127.0.0.2
 API2_ADDR=127.0.0.3
-API_PORT="$(pick_port 18000 "$API1_ADDR" "$API2_ADDR")"
-DNS_PORT="$(pick_port 15353)"
-API1_METRICS="$(pick_port 19101)"
-API2_METRICS="$(pick_port 19102)"
-WORKER_METRICS="$(pick_port 19103)"
-HTTP_PORT="$(pick_port 18080)"
-HTTPS_PORT="$(pick_port 18443)"
-ADMIN_PORT="$(pick_port 12019)"
+API_PORT="" DNS_PORT="" API1_METRICS="" API2_METRICS="" WORKER_METRICS="" HTTP_PORT="" HTTPS_PORT="" ADMIN_PORT=""
+pick_port API_PORT 18000 "$API1_ADDR" "$API2_ADDR"
+pick_port DNS_PORT 15353
+pick_port API1_METRICS 19101
+pick_port API2_METRICS 19102
+pick_port WORKER_METRICS 19103
+pick_port HTTP_PORT 18080
+pick_port HTTPS_PORT 18443
+pick_port ADMIN_PORT 12019
 
 # ---------------------------------------------------------------------------
 # HTTP helpers (call, jfield, header, direct_code, the load: scripts/lib-https.sh)
 
 worker_log_tail() { tail -n 10 "$T/$CURRENT_RUN-worker.log"; }
 
-wait_http() { # URL SECONDS [PID]: until 200
-  local url="$1" limit="$2" pid="${3:-}" start=$SECONDS
-  while ((SECONDS - start < limit)); do
-    [[ "$(direct_code "$url")" == 200 ]] && return 0
-    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-    sleep 0.1
-  done
-  return 1
-}
+answers_200() { [[ "$(direct_code "$1")" == 200 ]]; } # URL
 
 # ---------------------------------------------------------------------------
 # processes
@@ -353,6 +298,11 @@ run_once() {
   mapfile -t vars <"$envfile"
   (cd "$cwd" && exec env -i "${vars[@]}" "$@")
 }
+
+# worker_healthy RUN: `worker healthcheck` with the run's worker environment passes.
+worker_healthy() { run_once "$T/$1-worker.env" "$T/$1/cwd" "$WORKER_BIN" healthcheck >/dev/null 2>&1; }
+# caddy_ready: Caddy made its internal CA root (CA_FILE) and listens on HTTPS_PORT.
+caddy_ready() { [[ -s "$CA_FILE" ]] && port_in_use "$HTTPS_PORT"; }
 
 # ---------------------------------------------------------------------------
 # load generator: curl with keep-alive connections at a fixed rate, one line
@@ -407,16 +357,15 @@ restart_api() {
   pid="${PID[api$n]}"
   t0=$(date +%s%3N)
   echo "$t0 SIGTERM api$n" >>"$T/$CURRENT_RUN-events"
-  kill -TERM "$pid" 2>/dev/null || true
-  rc=0
-  wait "$pid" || rc=$?
+  stop_pid "$pid" 60
+  rc=$STOP_STATUS
   unset "PID[api$n]"
   t1=$(date +%s%3N)
   expect "api #$n: SIGTERM -> exit status" "$rc" 0 "$(tail -n 5 "$T/$CURRENT_RUN-api$n.log")"
   sleep "$DOWN_SECONDS"
   t1=$(date +%s%3N)
   start_api "$n"
-  if wait_http "http://$addr:$API_PORT/readyz" 60 "${PID[api$n]}"; then
+  if wait_for --while "${PID[api$n]}" 60 answers_200 "http://$addr:$API_PORT/readyz"; then
     t2=$(date +%s%3N)
     printf '%s exited api%s\n%s started api%s\n%s ready api%s\n' "$((t1 - DOWN_SECONDS * 1000))" "$n" "$t1" "$n" "$t2" "$n" >>"$T/$CURRENT_RUN-events"
     pass "api #$n: exited $((t1 - t0 - DOWN_SECONDS * 1000)) ms after SIGTERM, down ${DOWN_SECONDS}s, ready $((t2 - t1)) ms after its restart"
@@ -492,7 +441,7 @@ stack_run() { # RUN (postgres|sqlite)
   for n in 1 2; do
     local addr="$API1_ADDR"
     [[ "$n" == 1 ]] || addr="$API2_ADDR"
-    if wait_http "http://$addr:$API_PORT/readyz" 60 "${PID[api$n]}"; then
+    if wait_for --while "${PID[api$n]}" 60 answers_200 "http://$addr:$API_PORT/readyz"; then
       pass "api #$n ready on $addr:$API_PORT (MIGRATE_ON_START=$(grep '^MIGRATE_ON_START=' "$T/$run-api$n.env" | cut -d= -f2))"
     else
       fail "api #$n ready on $addr:$API_PORT" "$(tail -n 20 "$T/$run-api$n.log")"
@@ -502,12 +451,8 @@ stack_run() { # RUN (postgres|sqlite)
   rc=0
   out="$(run_once "$T/$run-api1.env" "$T/$run/cwd" "$API_BIN" healthcheck 2>&1)" || rc=$?
   expect "api healthcheck (the image's HEALTHCHECK command)" "$rc" 0 "$out"
-  local i ok=0
-  for ((i = 0; i < 100; i++)); do
-    if run_once "$T/$run-worker.env" "$T/$run/cwd" "$WORKER_BIN" healthcheck >/dev/null 2>&1; then ok=1; break; fi
-    kill -0 "${PID[worker]}" 2>/dev/null || break
-    sleep 0.2
-  done
+  local ok=0
+  wait_for --while "${PID[worker]}" 20 worker_healthy "$run" && ok=1
   expect "worker running, worker healthcheck passes (heartbeat)" "$ok" 1 "$(tail -n 20 "$T/$run-worker.log")"
 
   # -- the api name, answered by a DNS server of our own as Docker's would
@@ -520,11 +465,7 @@ stack_run() { # RUN (postgres|sqlite)
   # -- Caddy with the project's Caddyfile
   start_proc caddy "$T/$run-caddy.env" "$T/$run/cwd" "$CADDY_BIN" run --config "$ROOT/Caddyfile" --adapter caddyfile
   CA_FILE="$T/caddy-data/caddy/pki/authorities/local/root.crt"
-  for ((i = 0; i < 150; i++)); do
-    [[ -s "$CA_FILE" ]] && port_in_use "$HTTPS_PORT" && break
-    kill -0 "${PID[caddy]}" 2>/dev/null || break
-    sleep 0.1
-  done
+  wait_for --while "${PID[caddy]}" 15 caddy_ready || true
   if [[ -s "$CA_FILE" ]]; then
     https_client "$HTTPS_PORT" "$CA_FILE"
     pass "caddy up on :$HTTP_PORT/:$HTTPS_PORT, internal CA root at ${CA_FILE#"$T"/}"
@@ -616,9 +557,8 @@ print(" ".join(sorted(u["address"] for u in json.load(sys.stdin))))' 2>/dev/null
   for name in worker api1 api2 caddy; do
     p="${PID[$name]:-}"
     [[ -n "$p" ]] || continue
-    kill -TERM "$p" 2>/dev/null || true
-    rc=0
-    wait "$p" || rc=$?
+    stop_pid "$p" 60
+    rc=$STOP_STATUS
     unset "PID[$name]"
     expect "$name exits 0 on SIGTERM" "$rc" 0 "$(tail -n 5 "$T/$run-$name.log")"
   done

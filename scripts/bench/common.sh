@@ -40,11 +40,11 @@ DB_URL=
 WORK=
 PG_DATABASES=()
 
-log() { printf '%s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
+# log, die, port_in_use, pick_port and stop_pid: scripts/lib.sh.
+# shellcheck source=scripts/lib.sh
+source "$BENCH_DIR/../lib.sh"
+LOG_TAG=bench
+
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required: $2"; }
 
 bench_cleanup() {
@@ -83,28 +83,18 @@ bench_init() {
       *) die "unknown backend $backend in BENCH_BACKENDS" ;;
     esac
   done
-  [[ -n $BENCH_PORT ]] || BENCH_PORT=$(free_port)
-  [[ -n $BENCH_METRICS_PORT ]] || BENCH_METRICS_PORT=$(free_port "$BENCH_PORT")
+  [[ -n $BENCH_PORT ]] || pick_port BENCH_PORT
+  if [[ -z $BENCH_METRICS_PORT ]]; then
+    pick_port BENCH_METRICS_PORT
+    # A BENCH_PORT from the environment was not handed out by pick_port.
+    [[ $BENCH_METRICS_PORT != "$BENCH_PORT" ]] || pick_port BENCH_METRICS_PORT
+  fi
   if port_in_use "$BENCH_PORT" || port_in_use "$BENCH_METRICS_PORT"; then
     die "port $BENCH_PORT or $BENCH_METRICS_PORT is already in use (set BENCH_PORT / BENCH_METRICS_PORT)"
   fi
   BASE_URL=http://127.0.0.1:$BENCH_PORT
   # shellcheck disable=SC2034 # used by api.sh
   METRICS_URL=http://127.0.0.1:$BENCH_METRICS_PORT/metrics
-}
-
-# free_port [EXCEPT]: a port between 20000 and 59999 nothing listens on.
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    [[ $port != "${1:-}" ]] && ! port_in_use "$port" && break
-  done
-  echo "$port"
-}
-
-port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 ensure_release_build() {
@@ -270,24 +260,6 @@ api_owns_port() {
   inode=$(awk -v port="$(printf ':%04X' "$BENCH_PORT")" \
     'substr($2, length($2) - 4) == port && $4 == "0A" { print $10; exit }' /proc/net/tcp)
   [[ -n $inode ]] && find "/proc/$API_PID/fd" -lname "socket:\[$inode\]" 2>/dev/null | grep -q .
-}
-
-# stop_pid PID: SIGTERM, up to 30 s to exit, then SIGKILL; sets STOP_STATUS
-# to its exit status. (Not in $(...): only this shell can wait for its children.)
-STOP_STATUS=
-stop_pid() {
-  local pid=$1 status=0 i
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "pid $pid ignored SIGTERM for 30 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || status=$?
-  STOP_STATUS=$status
 }
 
 # stop_api: stops the api (stop_pid) and insists on exit status 0.

@@ -19,10 +19,44 @@ esac
 # shellcheck disable=SC2034
 DEBUG_BIN_DIR="$CARGO_TARGET/debug"
 
+# apt_install, port_in_use, pick_port, wait_for, stop_pid (and log, die):
+# the operator scripts' library.
+# shellcheck source=scripts/lib.sh
+source "$REPO_ROOT/scripts/lib.sh"
+LOG_TAG=ops-test
+
 # Temp dirs made by mk_tmp are removed when the test file exits.
 OPS_TMP_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/ops-tests.XXXXXX")"
 trap 'rm -rf "$OPS_TMP_ROOT"' EXIT
 mk_tmp() { mktemp -d "$OPS_TMP_ROOT/case.XXXXXX"; }
+
+# server_layout [v1|empty]: a fresh temp dir T holding APP=$T/app laid out as
+# the server's APP_DIR (compose/ with an empty compose.prod.yml, the real
+# scripts/*.sh, a .env), the docker stand-ins' state dir STATE=$T/state and
+# their (empty) call log LOGF=$T/docker.log. v1 (the default): api, worker
+# and caddy containers running, current-tag v1; empty: no container.
+server_layout() {
+  T="$(mk_tmp)"
+  APP="$T/app"
+  STATE="$T/state"
+  LOGF="$T/docker.log"
+  mkdir -p "$APP/compose" "$APP/scripts" "$STATE"
+  cp "$REPO_ROOT"/scripts/*.sh "$APP/scripts/"
+  : >"$APP/compose/compose.prod.yml"
+  cat >"$APP/.env" <<'EOF'
+DOMAIN=app.example.test
+IMAGE_PREFIX=ghcr.io/acme/app
+HEALTH_RETRIES=3
+HEALTH_INTERVAL=0.1
+EOF
+  : >"$LOGF"
+  if [[ "${1:-v1}" == v1 ]]; then
+    printf '%s\n' 'api-1-v1 api v1 running' 'worker-1-v1 worker v1 running' 'caddy-1-stock caddy stock running' >"$STATE/containers"
+    echo v1 >"$APP/current-tag"
+  else
+    : >"$STATE/containers"
+  fi
+}
 
 skip() { echo "SKIP $*"; exit 77; }
 failf() { echo "ASSERTION FAILED: $*" >&2; exit 1; }

@@ -12,6 +12,10 @@ set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 pattern="${1:-}"
+# apt_install: scripts/lib.sh.
+# shellcheck source=scripts/lib.sh
+source "$here/../../scripts/lib.sh"
+LOG_TAG=ops-tests
 
 need=()
 command -v shellcheck >/dev/null || need+=(shellcheck)
@@ -20,17 +24,7 @@ command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-
 command -v rsync >/dev/null || need+=(rsync)
 command -v flock >/dev/null || need+=(util-linux)
 if (( ${#need[@]} > 0 )); then
-  sudo=()
-  if [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo=(sudo -n); fi
-  if [[ "$(id -u)" == 0 || ${#sudo[@]} -gt 0 ]] && command -v apt-get >/dev/null; then
-    echo "installing: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq >/dev/null \
-      && "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
-      || echo "apt-get install failed; the tests that need ${need[*]} will fail"
-  else
-    echo "missing ${need[*]} and cannot install them (not root); those tests will fail"
-  fi
+  apt_install "${need[@]}" || echo "could not install ${need[*]}; the tests that need them will fail"
 fi
 
 passed=0

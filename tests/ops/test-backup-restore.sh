@@ -46,10 +46,7 @@ ensure_tools() {
   local need=()
   command -v sqlite3 >/dev/null || need+=(sqlite3)
   command -v psql >/dev/null && command -v pg_dump >/dev/null && command -v pg_restore >/dev/null || need+=(postgresql-client)
-  if (( ${#need[@]} > 0 )) && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1; }
-  fi
+  if (( ${#need[@]} > 0 )); then apt_install "${need[@]}" || true; fi
   command -v sqlite3 >/dev/null || failf "sqlite3 is missing (apt install sqlite3)"
   command -v pg_restore >/dev/null || failf "pg_dump/pg_restore/psql are missing (apt install postgresql-client)"
   if [[ ! -x "$API_BIN" || ! -x "$WORKER_BIN" ]]; then
@@ -68,23 +65,9 @@ ensure_postgres() {
 # executing docker stand-in (and the curl stand-in for health-check.sh) first
 # on PATH, and an empty app-data volume $T/data.
 setup_app() {
-  T="$(mk_tmp)"
-  APP="$T/app"
-  STATE="$T/state"
-  LOGF="$T/docker.log"
-  mkdir -p "$APP/compose" "$APP/scripts" "$STATE" "$T/bin" "$T/data"
-  cp "$REPO_ROOT"/scripts/*.sh "$APP/scripts/"
-  : >"$APP/compose/compose.prod.yml"
-  cat >"$APP/.env" <<'EOF'
-DOMAIN=app.example.test
-IMAGE_PREFIX=ghcr.io/acme/app
-HEALTH_RETRIES=3
-HEALTH_INTERVAL=0.1
-EOF
+  server_layout v1
+  mkdir -p "$T/bin" "$T/data"
   if [[ "$1" == postgres ]]; then echo COMPOSE_PROFILES=postgres >>"$APP/.env"; fi
-  printf '%s\n' 'api-1-v1 api v1 running' 'worker-1-v1 worker v1 running' 'caddy-1-stock caddy stock running' >"$STATE/containers"
-  echo v1 >"$APP/current-tag"
-  : >"$LOGF"
   ln -s "$FAKES_DIR/docker-exec" "$T/bin/docker"
   ln -s "$FAKES_DIR/curl" "$T/bin/curl"
   export PATH="$T/bin:$PATH" FAKE_STATE_DIR="$STATE" FAKE_DOCKER_LOG="$LOGF" FAKE_DATA_DIR="$T/data" \

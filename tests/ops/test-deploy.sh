@@ -15,29 +15,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # setup_app: creates $T/app running v1 and exports the fake's environment.
 setup_app() {
-  T="$(mk_tmp)"
-  APP="$T/app"
-  STATE="$T/state"
-  LOGF="$T/docker.log"
-  mkdir -p "$APP/compose" "$APP/scripts" "$STATE"
-  cp "$REPO_ROOT"/scripts/*.sh "$APP/scripts/"
-  : >"$APP/compose/compose.prod.yml"
-  cat >"$APP/.env" <<'EOF'
-DOMAIN=app.example.test
-IMAGE_PREFIX=ghcr.io/acme/app
-HEALTH_RETRIES=3
-HEALTH_INTERVAL=0.1
-EOF
+  server_layout "${1:-v1}"
   if [[ "${1:-v1}" == v1 ]]; then
-    printf '%s\n' 'api-1-v1 api v1 running' 'worker-1-v1 worker v1 running' 'caddy-1-stock caddy stock running' >"$STATE/containers"
     for s in api worker caddy; do echo 1 >"$STATE/seq-$s"; done
     for id in api-1-v1 worker-1-v1 caddy-1-stock; do echo 100 >"$STATE/polls-$id"; done
-    echo v1 >"$APP/current-tag"
     printf '2026-11-01T00:00:00Z\tv1\tok\tprevious=none\n' >"$APP/deploy-history"
-  else
-    : >"$STATE/containers"
   fi
-  : >"$LOGF"
   export PATH="$FAKES_DIR:$PATH" FAKE_STATE_DIR="$STATE" FAKE_DOCKER_LOG="$LOGF"
   export HEALTH_POLL_INTERVAL=0.1 WORKER_WAIT_TIMEOUT=10 HEALTH_WAIT_TIMEOUT=10
 }

@@ -15,19 +15,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SSHD=/usr/sbin/sshd
 S="$(mk_tmp)"
 SSHD_PID=""
+PORT=""
 CREATED_PRIVSEP=0
 
 cleanup() {
-  if [[ -n "$SSHD_PID" ]]; then
-    kill "$SSHD_PID" 2>/dev/null
-    wait "$SSHD_PID" 2>/dev/null
-  fi
+  if [[ -n "$SSHD_PID" ]]; then stop_pid "$SSHD_PID" 10; fi
   if [[ "$CREATED_PRIVSEP" == 1 ]]; then rmdir /run/sshd 2>/dev/null; fi
   rm -rf "$OPS_TMP_ROOT"
 }
 trap cleanup EXIT
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start_sshd() {
   ssh-keygen -q -t ed25519 -N '' -C test-host -f "$S/host_key"
@@ -43,8 +39,7 @@ start_sshd() {
     mkdir -p /run/sshd && chmod 755 /run/sshd && CREATED_PRIVSEP=1
   fi
   for _ in 1 2 3 4 5; do
-    PORT=$(( 20000 + RANDOM % 40000 ))
-    port_free "$PORT" || continue
+    pick_port PORT
     cat >"$S/sshd_config" <<EOF
 Port $PORT
 ListenAddress 127.0.0.1
@@ -68,13 +63,9 @@ EOF
     "$SSHD" -t -f "$S/sshd_config" || return 1
     "$SSHD" -D -e -f "$S/sshd_config" 2>>"$S/sshd.log" &
     SSHD_PID=$!
-    local i
-    for ((i = 0; i < 50; i++)); do
-      if ! port_free "$PORT"; then return 0; fi
-      kill -0 "$SSHD_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "$SSHD_PID" 2>/dev/null; wait "$SSHD_PID" 2>/dev/null; SSHD_PID=""
+    wait_for --while "$SSHD_PID" 5 port_in_use "$PORT" && return 0
+    stop_pid "$SSHD_PID" 10
+    SSHD_PID=""
   done
   echo "could not start sshd:" >&2
   cat "$S/sshd.log" >&2
