@@ -11,9 +11,9 @@
 # request (total, and inclusive for the functions named in FOCUS below) and
 # keeps every dump in BENCH_CALLGRIND_DIR for callgrind_annotate.
 #
-# The binaries need symbols: build them with
-#   CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-#     cargo build --release -p api -p worker --bins --example bare_axum
+# The binaries need symbols, so this script builds them with
+# CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+# (the other bench scripts then rebuild them stripped).
 #
 # Usage: scripts/bench/callgrind.sh
 # Settings (environment), besides those of scripts/bench/common.sh:
@@ -32,9 +32,13 @@ USER_PASSWORD=bench-password-1
 need valgrind "apt-get install valgrind"
 need callgrind_annotate "apt-get install valgrind"
 BENCH_QUIET_WAIT=0
+export CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+has_symbols() { (($(nm "$1" 2>/dev/null | wc -l) > 0)); }
+# A stripped api (built by the other bench scripts) is rebuilt with symbols.
+has_symbols "$BIN_DIR/api" || rm -f "$BIN_DIR/api"
 bench_init
 mkdir -p "$OUT_DIR"
-(($(nm "$RUN_BIN_DIR/api" 2>/dev/null | wc -l) > 0)) || die "$BIN_DIR/api has no symbols (see the build command at the top)"
+has_symbols "$RUN_BIN_DIR/api" || die "$BIN_DIR/api has no symbols"
 
 # Where a request's instructions go: a label and a function-name pattern
 # (callgrind_annotate --inclusive=yes); the first function that matches counts.
