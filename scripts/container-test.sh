@@ -428,6 +428,13 @@ load_phase() {
   stop_load
   printf '  %s (%ss, exit %s), load through Caddy:\n' "$name" "$PHASE_SECONDS" "$PHASE_RC"
   load_report "$name"
+  # A failed request is only a status code in curl's line: what the api
+  # replicas (still running or stopped) and Caddy logged says why.
+  if ((R_FAILED[$name] > 0)); then
+    printf '        warnings and errors logged during %s:\n' "$name"
+    dc logs --no-color --timestamps api caddy 2>&1 | grep -E '"level":"(WARN|ERROR|warn|error)"' | tail -n 15 |
+      cut -c1-400 | sed 's/^/          /'
+  fi
 }
 
 # up_healthy WHAT SERVICE=COUNT...: `docker compose up -d`, then until every

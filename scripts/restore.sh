@@ -8,7 +8,7 @@
 #            replaces the database file.
 #  Postgres: checks the dump (pg_restore --list), restores it into a fresh
 #            database <db>_restore (--exit-on-error --single-transaction), prints
-#            the row counts of "user", item and jobs there, then swaps it in by
+#            the row counts of "user", item and jobs there (worker count-rows), then swaps it in by
 #            renaming: <db> becomes <db>_pre_restore_<UTC time> (kept; drop it
 #            yourself when satisfied) and <db>_restore becomes <db>.
 # then starts api and worker again on the running tag and checks /readyz
@@ -92,13 +92,8 @@ case "$kind" in
     dc exec -T postgres pg_restore -U "$pg_user" -d "$fresh" --no-owner --exit-on-error --single-transaction <"$file" \
       || die "pg_restore failed; $db was not touched ($fresh may be dropped)"
     log "integrity: row counts in the restored database"
-    for table in '"user"' item jobs; do
-      count="$(dc exec -T postgres psql -X -At -v ON_ERROR_STOP=1 -U "$pg_user" -d "$fresh" -c "SELECT count(*) FROM $table" 2>/dev/null)" \
-        || count="(no such table)"
-      printf '%-8s %s\n' "${table//\"/}" "$count"
-    done
-    count_user="$(dc exec -T postgres psql -X -At -U "$pg_user" -d "$fresh" -c 'SELECT count(*) FROM "user"' 2>/dev/null || true)"
-    [[ "$count_user" =~ ^[0-9]+$ ]] || die "the restored database has no readable \"user\" table; $db was not touched"
+    dc run --rm --no-deps -T worker count-rows --database "$fresh" \
+      || die "the restored database has no readable \"user\" table; $db was not touched"
 
     stop_services
     log "swapping: $db -> $old, $fresh -> $db"

@@ -385,6 +385,7 @@ case_2_postgres_backup_under_write_load_then_restore_into_a_fresh_database() {
   assert_order "$LOGF" "EVENT exec postgres pg_restore -U $FAKE_PG_USER -d ${DST}_restore --no-owner --exit-on-error --single-transaction" "EVENT stop api"
   assert_order "$LOGF" "EVENT stop worker" "EVENT exec postgres psql -X -q -v ON_ERROR_STOP=1 -U $FAKE_PG_USER -d postgres --single-transaction"
   assert_order "$LOGF" "EVENT stop worker" "EVENT up api"
+  assert_file_contains "$LOGF" "count-rows --database ${DST}_restore"
   assert_file_contains "$T/restore.out" "RESTORED $backup (postgres)"
   assert_eq "$(pgq "$PG_ADMIN_URL" "SELECT count(*) FROM pg_database WHERE datname LIKE '${DST}\\_pre\\_restore\\_%'")" 1 "the replaced (empty) database is kept"
 

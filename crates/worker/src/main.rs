@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use shared_core::config::vars::{self, ReadBy};
-use shared_core::db::{Db, backup, copy};
+use shared_core::db::{Db, backup, copy, tables};
 use shared_core::process;
 
 /// The background worker of the stack: durable jobs and schedules.
@@ -35,6 +35,14 @@ enum Configured {
     Backup,
     /// Check FILE and put it in place of the SQLite database (stop the api and worker first).
     Restore { file: PathBuf },
+    /// Print the rows of "user", item and jobs in the configured database; exit 1 when it has no
+    /// "user" table.
+    CountRows {
+        /// Count in this database of the configured Postgres server instead (restore.sh checks a
+        /// database restored beside the live one before swapping it in).
+        #[arg(long)]
+        database: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -105,6 +113,27 @@ fn configured(command: Configured) -> ExitCode {
                     println!("  {table}: {rows} rows");
                 }
                 Ok(())
+            }
+            Configured::CountRows { database } => {
+                let target = match database {
+                    None => settings.database.clone(),
+                    Some(name) => settings
+                        .database
+                        .on_database(&name)
+                        .ok_or_else(|| anyhow::anyhow!("--database needs a Postgres DATABASE_URL"))?,
+                };
+                let db = Db::connect(&target).await?;
+                let counts = tables::row_counts(&db).await;
+                db.close().await;
+                let counts = counts?;
+                for (table, rows) in &counts {
+                    println!("{table:<8} {rows}");
+                }
+                if counts.iter().any(|(table, _)| *table == "user") {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("the database has no \"user\" table"))
+                }
             }
         }
     })

@@ -1,6 +1,6 @@
 //! The worker's own commands, run as real processes: `healthcheck` from the
-//! heartbeat row, `backup` and `restore` of a SQLite database, and its
-//! error reports to Sentry.
+//! heartbeat row, `backup` and `restore` of a SQLite database, `count-rows`,
+//! and its error reports to Sentry.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -16,7 +16,11 @@ use shared_core::db::Backend;
 use shared_core::testing::SentryCatcher;
 use support::{WorkerProcess, migrated};
 
-on_both_backends!(healthcheck_follows_the_heartbeat, a_job_failed_for_good_is_reported_to_sentry);
+on_both_backends!(
+    healthcheck_follows_the_heartbeat,
+    a_job_failed_for_good_is_reported_to_sentry,
+    count_rows_prints_the_data_tables_and_needs_a_user_table
+);
 
 fn worker_command(
     db: &TestDb,
@@ -101,4 +105,31 @@ async fn backup_then_restore_round_trips_a_sqlite_database() {
     assert!(report.contains("integrity ok") && report.contains("jobs: 1 rows"), "{report}");
     let restored = target.connect().await;
     assert_eq!(support::count_status(&restored, shared_core::db::jobs::JobStatus::Queued).await, 1);
+}
+
+async fn count_rows_prints_the_data_tables_and_needs_a_user_table(backend: Backend) {
+    let test_db = TestDb::new(backend).await;
+    let db = migrated(&test_db).await;
+    shared_core::jobs::enqueue(&db, &support::noop(0, 1)).await.unwrap();
+    db.close().await;
+    let count_rows = |db: &TestDb, args: &[&str]| {
+        let output = worker_command(db, &[&["count-rows"], args].concat(), |_| {}).output().unwrap();
+        (output.status.success(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+    let (ok, out, err) = count_rows(&test_db, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "user     0\nitem     0\njobs     1\n");
+
+    // An empty database (nothing migrated) has no "user" table.
+    let empty = TestDb::new(backend).await;
+    let (ok, out, err) = count_rows(&empty, &[]);
+    assert!(!ok && out.is_empty() && err.contains("the database has no"), "{out}{err}");
+
+    // --database: another database of the configured server, here the migrated one.
+    let name = test_db.url.rsplit('/').next().unwrap();
+    let (ok, out, err) = count_rows(&empty, &["--database", name]);
+    match backend {
+        Backend::Postgres => assert!(ok && out.ends_with("jobs     1\n"), "{out}{err}"),
+        Backend::Sqlite => assert!(!ok && err.contains("--database needs a Postgres DATABASE_URL"), "{err}"),
+    }
 }

@@ -63,6 +63,21 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
 }
 
+impl DatabaseSettings {
+    /// The same Postgres server, credentials and parameters, with database
+    /// `name` instead; `None` for SQLite. (restore.sh checks a database
+    /// restored beside the live one through this.)
+    pub fn on_database(&self, name: &str) -> Option<Self> {
+        let url = self.url.expose();
+        let rest = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://"))?;
+        let scheme = &url[..url.len() - rest.len()];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let query = rest[authority_end..].find('?').map_or("", |at| &rest[authority_end + at..]);
+        let url = format!("{scheme}{}/{}{query}", &rest[..authority_end], userinfo(name));
+        Some(Self { url: Secret::new(url), ..self.clone() })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub listen_addr: SocketAddr,
@@ -434,9 +449,9 @@ fn read_database_url(r: &mut Reader<'_>) -> Secret {
     url
 }
 
-/// Percent-encodes a URL user or password, as the FastAPI stack's pydantic
-/// URL builder does: a generated password with `@`, `/` or `:` must not
-/// change where the URL points.
+/// Percent-encodes a URL user, password or database name, as the FastAPI
+/// stack's pydantic URL builder does: a generated password with `@`, `/` or
+/// `:` must not change where the URL points.
 fn userinfo(part: &str) -> String {
     const RESERVED: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');

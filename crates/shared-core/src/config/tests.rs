@@ -163,6 +163,26 @@ fn postgres_pieces_with_url_characters_keep_their_meaning() {
 }
 
 #[test]
+fn another_database_on_the_same_postgres_server_keeps_everything_but_the_name() {
+    let on = |url: &str| {
+        let s = Settings::from_map(ReadBy::Worker, &env(&[("DATABASE_URL", url)])).unwrap().settings;
+        s.database.on_database("app_restore").map(|d| d.url.expose().to_owned())
+    };
+    assert_eq!(
+        on("postgres://app:p%40ss@db:5432/app?sslmode=require").unwrap(),
+        "postgres://app:p%40ss@db:5432/app_restore?sslmode=require"
+    );
+    assert_eq!(on("postgresql://db").unwrap(), "postgresql://db/app_restore");
+    assert_eq!(on("postgresql://db?application_name=x").unwrap(), "postgresql://db/app_restore?application_name=x");
+    assert_eq!(on("sqlite:./data/app.db"), None);
+    let pieces = env(&[("POSTGRES_SERVER", "db"), ("POSTGRES_PASSWORD", "p@ss:w/rd?#")]);
+    let s = Settings::from_map(ReadBy::Worker, &pieces).unwrap().settings;
+    let options: sqlx::postgres::PgConnectOptions =
+        s.database.on_database("app_restore").unwrap().url.expose().parse().unwrap();
+    assert_eq!((options.get_host(), options.get_database()), ("db", Some("app_restore")));
+}
+
+#[test]
 fn debug_output_never_shows_secrets() {
     let s = Settings::from_map(
         ReadBy::Api,

@@ -207,14 +207,9 @@ async fn check_on(conn: &mut SqliteConnection) -> Result<(Vec<String>, Vec<(Stri
     }
     let mut counts = Vec::new();
     for table in tables::DATA {
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = $1)")
-                .bind(table)
-                .fetch_one(&mut *conn)
-                .await?;
+        let exists: bool = sqlx::query_scalar(tables::EXISTS_SQLITE).bind(table).fetch_one(&mut *conn).await?;
         if exists {
-            let count = format!("SELECT COUNT(*) FROM {}", tables::quoted(table));
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count)).fetch_one(&mut *conn).await?;
+            let n: i64 = sqlx::query_scalar(tables::count_sql(table)).fetch_one(&mut *conn).await?;
             counts.push((table.to_owned(), n));
         }
     }

@@ -225,7 +225,7 @@ fn escape(out: &mut String, text: &str) {
 }
 
 async fn count(conn: &mut PgConnection, table: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}", quoted(table)))).fetch_one(conn).await
+    sqlx::query_scalar(tables::count_sql(table)).fetch_one(conn).await
 }
 
 fn step(step: impl Into<String>) -> impl Fn(sqlx::Error) -> CopyError {
