@@ -2,10 +2,11 @@
 //! connections until the pool's acquire timeout, so every request would hang
 //! for seconds and then fail. Instead, an acquire that takes longer than a
 //! moment, or a statement that fails on the connection, starts a probe (a
-//! fresh connection, outside the pool, with a short timeout). If the probe
-//! fails, the database is marked down: waiting acquires are released and
-//! new ones fail at once, until a probe, repeated every half second,
-//! succeeds again. Callers see `PoolTimedOut` (the api answers 503).
+//! ping on an idle connection of the pool, else on a fresh connection, with
+//! a short timeout). If the probe fails, the database is marked down:
+//! waiting acquires are released and new ones fail at once, until a probe,
+//! repeated every half second, succeeds again. Callers see `PoolTimedOut`
+//! (the api answers 503).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,17 +79,20 @@ impl Health {
     async fn probe_until_reachable(&self, db: &Db) {
         loop {
             match probe(db).await {
-                Ok(()) => {
-                    if self.down.send_replace(false) {
-                        tracing::info!("the database is reachable again");
-                    }
-                    break;
-                }
-                Err(err) => {
+                Err(err) if is_unavailable(&err) => {
                     if !self.down.send_replace(true) {
                         tracing::warn!(error = %err, "the database is unreachable; failing fast until it is back");
                     }
                     tokio::time::sleep(PROBE_EVERY).await;
+                }
+                // Err: a refusal from the server itself (`max_connections`
+                // reached, a role's connection limit) is an answer too: the
+                // database is there, only busy.
+                Ok(()) | Err(_) => {
+                    if self.down.send_replace(false) {
+                        tracing::info!("the database is reachable again");
+                    }
+                    break;
                 }
             }
         }
@@ -96,22 +100,35 @@ impl Health {
     }
 }
 
+/// Whether the database answers: first on an idle connection of the pool,
+/// then, when there is none or it fails, on a fresh one. A pooled
+/// connection that answers settles it, so the database is not declared
+/// down while it serves the pool just because new connections fail for a
+/// moment (a name lookup while containers come and go, `max_connections`
+/// reached); a dead server or network breaks the pooled connection too.
 async fn probe(db: &Db) -> Result<(), sqlx::Error> {
     let attempt = async {
         match db.pool() {
-            Pool::Postgres(pool) => {
-                let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-                conn.ping().await?;
-                conn.close().await
-            }
-            Pool::Sqlite { pool, .. } => {
-                let mut conn = SqliteConnection::connect_with(&pool.connect_options()).await?;
-                conn.ping().await?;
-                conn.close().await
-            }
+            Pool::Postgres(pool) => probe_pool::<PgConnection>(pool).await,
+            Pool::Sqlite { pool, .. } => probe_pool::<SqliteConnection>(pool).await,
         }
     };
     tokio::time::timeout(PROBE_TIMEOUT, attempt).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
+}
+
+async fn probe_pool<C: Connection>(pool: &sqlx::Pool<C::Database>) -> Result<(), sqlx::Error>
+where
+    C::Database: sqlx::Database<Connection = C>,
+{
+    if let Some(mut pooled) = pool.try_acquire() {
+        if pooled.ping().await.is_ok() {
+            return Ok(());
+        }
+        pooled.close_on_drop();
+    }
+    let mut fresh = C::connect_with(&pool.connect_options()).await?;
+    fresh.ping().await?;
+    fresh.close().await
 }
 
 /// Whether `err` says the database could not be reached (as opposed to a
