@@ -19,7 +19,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::{Db, Pool, tables};
+use super::{Backend, Db, Pool, tables};
 
 #[derive(Debug)]
 pub struct BackupReport {
@@ -205,14 +205,8 @@ async fn check_on(conn: &mut SqliteConnection) -> Result<(Vec<String>, Vec<(Stri
     if !(lines.len() == 1 && lines[0] == "ok") {
         return Ok((lines, Vec::new()));
     }
-    let mut counts = Vec::new();
-    for table in tables::DATA {
-        let exists: bool = sqlx::query_scalar(tables::EXISTS_SQLITE).bind(table).fetch_one(&mut *conn).await?;
-        if exists {
-            let n: i64 = sqlx::query_scalar(tables::count_sql(table)).fetch_one(&mut *conn).await?;
-            counts.push((table.to_owned(), n));
-        }
-    }
+    let counts = tables::row_counts_on(conn, Backend::Sqlite).await?;
+    let counts = counts.into_iter().map(|(table, rows)| (table.to_owned(), rows)).collect();
     Ok((lines, counts))
 }
 
