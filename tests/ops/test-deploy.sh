@@ -235,8 +235,9 @@ case_11_postgres_restore_into_fresh_database_then_swap() {
   assert_order "$LOGF" "EVENT stop api-1-v1" "-d postgres --single-transaction"
   assert_order "$LOGF" "EVENT stop worker-1-v1" "EVENT create api-2-v1"
   grep -q 'psql -X -q -v ON_ERROR_STOP=1 -U app -d postgres --single-transaction' "$LOGF" || failf "swap not in one transaction"
+  assert_order "$LOGF" "EVENT count-rows --database app_restore" "EVENT stop api-1-v1"
   assert_file_contains "$T/out" "user     3"
-  assert_file_contains "$T/out" "jobs     3"
+  assert_file_contains "$T/out" "jobs     2"
   assert_file_contains "$T/out" "app_pre_restore_"
   assert_file_contains "$T/out" "RESTORED"
 }
