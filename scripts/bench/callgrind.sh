@@ -2,7 +2,8 @@
 # Instructions per request, by function, with valgrind's callgrind: counts
 # that repeat run after run, unlike wall or CPU time on a busy machine.
 #
-# For each backend: a fresh database, the release api started under
+# First the floor, crates/api/examples/bare_axum.rs (`GET /`), profiled the
+# same way. Then for each backend: a fresh database, the release api started under
 # callgrind (LOG_LEVEL=info), a user and 100 items created, then for each
 # route a warm-up of BENCH_CALLGRIND_WARMUP requests, the counters zeroed, a
 # fixed BENCH_CALLGRIND_REQUESTS requests on one keep-alive connection
@@ -67,7 +68,7 @@ send() {
 ROWS=()
 profile_route() {
   local backend=$1 label=$2 path=$3 token=${4:-} file
-  file=$OUT_DIR/$backend-${label//[^a-zA-Z0-9]/_}.out
+  file=$OUT_DIR/${backend// /_}-${label//[^a-zA-Z0-9]/_}.out
   send "$WARMUP" "$path" "$token"
   callgrind_control --zero "$API_PID" >/dev/null
   send "$REQUESTS" "$path" "$token"
@@ -98,6 +99,29 @@ profile_route() {
   log "[$backend] $label: $((total / REQUESTS)) instructions per request ($file)"
 }
 
+# valgrind runs the program as the same pid; give it time to start under emulation.
+wait_under_valgrind() {
+  local url=$1 log=$2 deadline=$((SECONDS + 300))
+  until curl -fso /dev/null --max-time 5 "$url"; do
+    kill -0 "$API_PID" 2>/dev/null || die "the server exited: $(tail -n 5 "$log")"
+    ((SECONDS < deadline)) || die "the server was not ready under valgrind within 300 s"
+    sleep 0.5
+  done
+}
+
+# The floor first: the bare axum server's `GET /`, on the same runtime set-up.
+log "== bare axum (the floor)"
+API_LOG=$WORK/bare_axum.log
+(
+  cd "$WORK" || exit 1
+  exec valgrind --tool=callgrind --dump-instr=no --collect-systime=no "$RUN_BIN_DIR/bare_axum" "127.0.0.1:$BENCH_PORT"
+) >>"$API_LOG" 2>&1 &
+API_PID=$!
+wait_under_valgrind "$BASE_URL/" "$API_LOG"
+profile_route 'bare axum' 'GET /' /
+stop_pid "$API_PID"
+API_PID=
+
 for backend in $BENCH_BACKENDS; do
   log "== $backend"
   new_database "$backend"
@@ -111,13 +135,7 @@ for backend in $BENCH_BACKENDS; do
       valgrind --tool=callgrind --dump-instr=no --collect-systime=no "$RUN_BIN_DIR/api"
   ) >>"$API_LOG" 2>&1 &
   API_PID=$!
-  # valgrind runs the api as the same pid; give it time to start under emulation.
-  deadline=$((SECONDS + 300))
-  until curl -fso /dev/null --max-time 5 "$BASE_URL/readyz"; do
-    kill -0 "$API_PID" 2>/dev/null || die "the api exited: $(tail -n 5 "$API_LOG")"
-    ((SECONDS < deadline)) || die "the api was not ready under valgrind within 300 s"
-    sleep 0.5
-  done
+  wait_under_valgrind "$BASE_URL/readyz" "$API_LOG"
   email="callgrind-$backend-$RANDOM@example.com"
   token=$(signup_and_login "$email" "$USER_PASSWORD")
   for ((i = 0; i < 100; i++)); do

@@ -7,11 +7,14 @@
 //! what the log line says is sent: no request bodies, and the request
 //! headers Sentry considers sensitive (Authorization, cookies) are left out.
 
+mod json_line;
+
 use std::io::{BufWriter, IsTerminal};
 
 use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::{LevelFilter, filter_fn};
+use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -70,11 +73,8 @@ pub fn init(settings: &Settings) -> ErrorReporting {
         .thread_name("log-writer")
         .finish(BufWriter::with_capacity(WRITE_BUFFER_BYTES, std::io::stderr()));
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(terminal);
-    let fmt = if pretty {
-        fmt.boxed()
-    } else {
-        fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).boxed()
-    };
+    let fmt =
+        if pretty { fmt.boxed() } else { fmt.fmt_fields(JsonFields::new()).event_format(json_line::JsonLine).boxed() };
     let installed = tracing_subscriber::registry().with(filter).with(fmt).with(breadcrumbs).with(errors).try_init();
     ErrorReporting { _log_writer: installed.is_ok().then_some(log_writer), _sentry: reporting }
 }
