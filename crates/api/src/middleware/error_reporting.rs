@@ -4,11 +4,11 @@
 //! template, so an event raised by its ERROR log line (a 500, a panic)
 //! names the request. Without a Sentry client these layers are not added.
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
 use sentry::integrations::tower::{NewSentryLayer, SentryHttpLayer};
+use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
+use tower::util::MapRequestLayer;
 
 use super::request_id;
 
@@ -16,23 +16,20 @@ fn enabled() -> bool {
     sentry::Hub::main().client().is_some()
 }
 
-/// The per-request scope; outside the request id layer.
-pub fn scope_per_request(router: Router) -> Router {
-    if !enabled() {
-        return router;
-    }
-    router.layer(SentryHttpLayer::new()).layer(NewSentryLayer::<Request>::new_from_top())
+/// The per-request scope, outermost first; outside the request id layer.
+pub fn scope_layers() -> Option<Stack<SentryHttpLayer, Stack<NewSentryLayer<Request>, Identity>>> {
+    enabled()
+        .then(|| ServiceBuilder::new().layer(NewSentryLayer::new_from_top()).layer(SentryHttpLayer::new()).into_inner())
 }
 
-/// Tags the request's scope; inside the request id layer.
-pub fn tag_requests(router: Router) -> Router {
-    if !enabled() {
-        return router;
-    }
-    router.layer(axum::middleware::from_fn(tag_scope))
+/// Tags the request's scope; inside the request id layer, where the route
+/// template is known. (It runs as the request enters, inside the scope's
+/// future.)
+pub fn tag_layer() -> Option<MapRequestLayer<fn(Request) -> Request>> {
+    enabled().then(|| MapRequestLayer::new(tag_scope as fn(Request) -> Request))
 }
 
-async fn tag_scope(request: Request, next: Next) -> Response {
+fn tag_scope(request: Request) -> Request {
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let request_id = request_id::of(&request);
     sentry::configure_scope(|scope| {
@@ -44,5 +41,5 @@ async fn tag_scope(request: Request, next: Next) -> Response {
             scope.set_tag("request_id", request_id);
         }
     });
-    next.run(request).await
+    request
 }

@@ -4,23 +4,26 @@
 //! every log line of its request, so one that is not short and plain is
 //! dropped first and replaced like a missing one.
 
-use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
 use tower::util::MapRequestLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id layers, outermost first: drop an unfit caller id, set, propagate.
-pub fn apply(router: Router) -> Router {
-    router.layer(
-        ServiceBuilder::new()
-            .layer(MapRequestLayer::new(drop_unfit_caller_id))
-            .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
-            .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone())),
-    )
+pub fn layers() -> ServiceBuilder<
+    Stack<
+        PropagateRequestIdLayer,
+        Stack<SetRequestIdLayer<MakeRequestUuid>, Stack<MapRequestLayer<fn(Request) -> Request>, Identity>>,
+    >,
+> {
+    ServiceBuilder::new()
+        .layer(MapRequestLayer::new(drop_unfit_caller_id as fn(Request) -> Request))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
 }
 
 /// The request's id as text ("" outside the request id layers).
