@@ -7,12 +7,12 @@
 //! what the log line says is sent: no request bodies, and the request
 //! headers Sentry considers sensitive (Authorization, cookies) are left out.
 
+mod batch_writer;
 mod json_line;
 
-use std::io::{BufWriter, IsTerminal};
+use std::io::IsTerminal;
 
 use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::{LevelFilter, filter_fn};
 use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::SubscriberExt;
@@ -25,26 +25,19 @@ use crate::config::{LogFormat, Settings};
 /// every log line still queued and sends the error reports still queued
 /// (for up to two seconds).
 pub struct ErrorReporting {
-    _log_writer: Option<WorkerGuard>,
+    _log_writer: Option<batch_writer::Guard>,
     _sentry: Option<sentry::ClientInitGuard>,
 }
-
-/// Log lines waiting for the writer thread; past this a request waits for
-/// room rather than losing its line.
-const QUEUED_LINES: usize = 128_000;
-/// Lines are gathered up to this many bytes per write(2) while more are queued.
-const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Installs the global subscriber, writing to stderr, and, when configured,
 /// the Sentry client. Safe to call more than once (tests build many apps in
 /// one process); only the first call takes effect. Colours only on a
 /// terminal: escape codes in a log file or a container's log are noise.
 ///
-/// Lines are written by a thread of their own through a buffer flushed
-/// whenever the queue runs dry: a request does not wait on a write(2) to
-/// stderr (one per line before), and under load many lines go out in one
-/// write. Nothing is dropped: a full queue makes the logger wait, and the
-/// returned guard writes out the rest when the process ends.
+/// Lines are written in batches by a thread of their own
+/// ([`batch_writer`]): a request does not wait on a system call for its log
+/// line. Nothing is dropped, and the returned guard writes out the rest
+/// when the process ends.
 pub fn init(settings: &Settings) -> ErrorReporting {
     let reporting = settings.sentry_dsn.as_ref().map(|dsn| {
         let mut options = sentry::ClientOptions::default();
@@ -67,11 +60,7 @@ pub fn init(settings: &Settings) -> ErrorReporting {
         LogFormat::Pretty => true,
         LogFormat::PrettyOnTerminal => terminal,
     };
-    let (writer, log_writer) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("log-writer")
-        .finish(BufWriter::with_capacity(WRITE_BUFFER_BYTES, std::io::stderr()));
+    let (writer, log_writer) = batch_writer::start(std::io::stderr()).expect("the log writer thread starts");
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(terminal);
     let fmt =
         if pretty { fmt.boxed() } else { fmt.fmt_fields(JsonFields::new()).event_format(json_line::JsonLine).boxed() };
