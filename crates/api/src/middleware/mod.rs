@@ -52,7 +52,7 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
             .option_layer(error_reporting::scope_layers())
             .layer(request_id::layers())
             .layer(axum::middleware::from_fn(json_errors::json_errors))
-            .layer(security_headers::layer()),
+            .layer(security_headers::layers()),
     )
 }
 

@@ -3,14 +3,22 @@
 //! Caddy sets them too; the api sets them so it is safe without Caddy. A
 //! route that sets one of them itself keeps its own value.
 
-use axum::http::{HeaderValue, header};
-use axum::response::Response;
-use tower_http::set_header::response::SetMultipleResponseHeadersLayer;
+use axum::http::{HeaderName, HeaderValue, header};
+use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
+use tower_http::set_header::SetResponseHeaderLayer;
 
-pub fn layer() -> SetMultipleResponseHeadersLayer<Response> {
-    SetMultipleResponseHeadersLayer::if_not_present(vec![
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")).into(),
-        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")).into(),
-        (header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin")).into(),
-    ])
+type Set = SetResponseHeaderLayer<HeaderValue>;
+
+/// One layer per header, each holding its value: tower-http's
+/// multiple-headers layer boxes each value's maker and clones the boxes on
+/// every request.
+pub fn layers() -> ServiceBuilder<Stack<Set, Stack<Set, Stack<Set, Identity>>>> {
+    let set = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    ServiceBuilder::new()
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
 }
