@@ -14,7 +14,6 @@ use std::io::IsTerminal;
 
 use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
 use tracing_subscriber::filter::{LevelFilter, filter_fn};
-use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -62,8 +61,11 @@ pub fn init(settings: &Settings) -> ErrorReporting {
     };
     let (writer, log_writer) = batch_writer::start(std::io::stderr()).expect("the log writer thread starts");
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(terminal);
-    let fmt =
-        if pretty { fmt.boxed() } else { fmt.fmt_fields(JsonFields::new()).event_format(json_line::JsonLine).boxed() };
+    let fmt = if pretty {
+        fmt.boxed()
+    } else {
+        fmt.fmt_fields(json_line::SpanFields).event_format(json_line::JsonLine).boxed()
+    };
     let installed = tracing_subscriber::registry().with(filter).with(fmt).with(breadcrumbs).with(errors).try_init();
     ErrorReporting { _log_writer: installed.is_ok().then_some(log_writer), _sentry: reporting }
 }
