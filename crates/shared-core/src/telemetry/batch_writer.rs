@@ -39,6 +39,9 @@ struct Shared {
 struct State {
     lines: Vec<u8>,
     closed: bool,
+    /// Loggers waiting for room: `drained` is signalled only for them (a
+    /// signal is a system call even when nobody waits).
+    waiting_for_room: usize,
 }
 
 impl Shared {
@@ -80,8 +83,11 @@ fn write_batches(shared: &Shared, mut out: impl Write) {
         }
         std::mem::swap(&mut state.lines, &mut batch);
         let closed = state.closed;
+        let loggers_wait = state.waiting_for_room > 0;
         drop(state);
-        shared.drained.notify_all();
+        if loggers_wait {
+            shared.drained.notify_all();
+        }
         if batch.is_empty() && closed {
             return;
         }
@@ -97,7 +103,9 @@ impl Write for &BatchWriter {
         let shared = &self.0;
         let mut state = shared.lock();
         while state.lines.len() >= MAX_BUFFERED_BYTES && !state.closed {
+            state.waiting_for_room += 1;
             state = shared.drained.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.waiting_for_room -= 1;
         }
         if state.closed {
             // After the guard: nobody is left to write a buffer.
@@ -195,6 +203,48 @@ mod tests {
         }
         // After the guard, lines still go out (straight to stderr), never lost silently.
         writer.make_writer().write_all(b"after the guard\n").unwrap();
+    }
+
+    /// Output that blocks until opened, as a stalled log pipe does.
+    #[derive(Clone, Default)]
+    struct Gated {
+        open: Arc<(Mutex<bool>, Condvar)>,
+        out: Captured,
+    }
+
+    impl Write for Gated {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (open, opened) = &*self.open;
+            let _open = opened.wait_while(open.lock().unwrap(), |open| !*open).unwrap();
+            self.out.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_logger_waits_for_room_when_the_output_stalls_and_loses_nothing() {
+        let gated = Gated::default();
+        let (writer, guard) = start(gated.clone()).unwrap();
+        let line = format!("{}\n", "y".repeat(1023));
+        let lines = (MAX_BUFFERED_BYTES / line.len()) * 2;
+        let logger = {
+            let (writer, line) = (writer.clone(), line.clone());
+            thread::spawn(move || (0..lines).for_each(|_| writer.make_writer().write_all(line.as_bytes()).unwrap()))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while writer.0.lock().waiting_for_room == 0 {
+            assert!(Instant::now() < deadline, "the logger never waited for room");
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(writer.0.lock().lines.len() >= MAX_BUFFERED_BYTES);
+        let (open, opened) = &*gated.open;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+        logger.join().unwrap();
+        drop(guard);
+        assert_eq!(gated.out.text().lines().count(), lines);
     }
 
     #[test]
