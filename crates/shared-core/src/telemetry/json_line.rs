@@ -134,8 +134,16 @@ impl Collected {
             if i > 0 {
                 out.write_char(',')?;
             }
-            let key = serde_json::to_string(name).map_err(|_| fmt::Error)?;
-            write!(out, "{key}:{}", &json[value.clone()])?;
+            // A field name is an identifier; anything else goes through serde_json.
+            if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') {
+                out.write_char('"')?;
+                out.write_str(name)?;
+                out.write_char('"')?;
+            } else {
+                out.write_str(&serde_json::to_string(name).map_err(|_| fmt::Error)?)?;
+            }
+            out.write_char(':')?;
+            out.write_str(&json[value.clone()])?;
         }
         out.write_char('}')
     }
@@ -231,6 +239,7 @@ mod tests {
                 status = 404_u16,
                 negative = -7_i64,
                 r#type = "raw",
+                "odd \"name\"" = 2,
                 not_a_number = f64::NAN,
                 huge = 1e300,
                 flag = false,
