@@ -22,10 +22,12 @@ pub fn scope_layers() -> Option<Stack<SentryHttpLayer, Stack<NewSentryLayer<Requ
         .then(|| ServiceBuilder::new().layer(NewSentryLayer::new_from_top()).layer(SentryHttpLayer::new()).into_inner())
 }
 
+type TagScope = MapRequestLayer<fn(Request) -> Request>;
+
 /// Tags the request's scope; inside the request id layer, where the route
 /// template is known. (It runs as the request enters, inside the scope's
 /// future.)
-pub fn tag_layer() -> Option<MapRequestLayer<fn(Request) -> Request>> {
+pub fn tag_layer() -> Option<TagScope> {
     enabled().then(|| MapRequestLayer::new(tag_scope as fn(Request) -> Request))
 }
 

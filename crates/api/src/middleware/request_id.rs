@@ -13,17 +13,17 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+type DropUnfitCallerId = MapRequestLayer<fn(Request) -> Request>;
+type Layers =
+    Stack<PropagateRequestIdLayer, Stack<SetRequestIdLayer<MakeRequestUuid>, Stack<DropUnfitCallerId, Identity>>>;
+
 /// The id layers, outermost first: drop an unfit caller id, set, propagate.
-pub fn layers() -> ServiceBuilder<
-    Stack<
-        PropagateRequestIdLayer,
-        Stack<SetRequestIdLayer<MakeRequestUuid>, Stack<MapRequestLayer<fn(Request) -> Request>, Identity>>,
-    >,
-> {
+pub fn layers() -> Layers {
     ServiceBuilder::new()
         .layer(MapRequestLayer::new(drop_unfit_caller_id as fn(Request) -> Request))
         .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+        .into_inner()
 }
 
 /// The request's id as text ("" outside the request id layers).

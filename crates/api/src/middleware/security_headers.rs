@@ -9,11 +9,12 @@ use tower::layer::util::{Identity, Stack};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 type Set = SetResponseHeaderLayer<HeaderValue>;
+type Layers = Stack<Set, Stack<Set, Stack<Set, Identity>>>;
 
 /// One layer per header, each holding its value: tower-http's
 /// multiple-headers layer boxes each value's maker and clones the boxes on
 /// every request.
-pub fn layers() -> ServiceBuilder<Stack<Set, Stack<Set, Stack<Set, Identity>>>> {
+pub fn layers() -> Layers {
     let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
@@ -21,4 +22,5 @@ pub fn layers() -> ServiceBuilder<Stack<Set, Stack<Set, Stack<Set, Identity>>>> 
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(set(header::X_FRAME_OPTIONS, "DENY"))
         .layer(set(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
+        .into_inner()
 }
