@@ -8,12 +8,6 @@ use shared_core::config::vars::{self, ReadBy};
 use shared_core::db::{Db, migrate};
 use shared_core::process;
 
-/// mimalloc instead of glibc's malloc: a request allocates and frees a few
-/// hundred small blocks, and glibc's malloc and free were a quarter of the
-/// instructions of a /healthz request (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The HTTP api of the stack: users, items, jobs, wire-compatible with the FastAPI template.
 #[derive(Parser)]
 #[command(name = "api", version)]
