@@ -155,6 +155,11 @@ pub enum DbError {
 /// "database is locked".
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Rows a SQLite connection's thread may hand over before the request has
+/// taken them: a whole page (`limit` is at most 1,000), so the thread never
+/// stops mid-page to wait for the request (sqlx's default is 50).
+const SQLITE_ROW_BUFFER: usize = 1_024;
+
 /// A connection idle at least this long is pinged before it is handed out.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
@@ -187,7 +192,8 @@ impl Db {
                 .map_err(|err| DbError::InvalidUrl { url: shown.clone(), reason: err.to_string() })?
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                .synchronous(SqliteSynchronous::Normal);
+                .synchronous(SqliteSynchronous::Normal)
+                .row_buffer_size(SQLITE_ROW_BUFFER);
             if !read_only {
                 // WAL lets readers run beside the one writer. It is a property
                 // of the file, so a read-only opener must not try to set it.
