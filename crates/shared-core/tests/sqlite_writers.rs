@@ -4,6 +4,8 @@
 //! on a connection of its own. A property of SQLite's single write lock, so
 //! this test has no Postgres twin (Postgres has row locks and no turns).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::HashMap;
 use std::time::Duration;
 
