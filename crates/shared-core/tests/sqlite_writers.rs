@@ -1,4 +1,4 @@
-//! SQLite writers of one process take turns (`Db::write_turn`): a writer
+//! SQLite writers of one process take turns (`Db::write_turn`, `with_writer!`): a writer
 //! waiting for the file's write lock waits in the process, in arrival order,
 //! holding no pool connection, instead of sleeping in SQLite's busy handler
 //! on a connection of its own. A property of SQLite's single write lock, so

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::users::now;
 use super::{Db, returned};
-use crate::with_pool;
+use crate::{with_pool, with_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Item {
@@ -37,19 +37,14 @@ pub async fn create(db: &Db, owner_id: Uuid, title: &str, description: Option<&s
         "INSERT INTO item (id, title, description, owner_id, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING ",
         columns!()
     );
-    with_pool!(
-        db,
-        write
-            | pool
-            | sqlx::query_as(SQL)
-                .bind(Uuid::new_v4())
-                .bind(title)
-                .bind(description)
-                .bind(owner_id)
-                .bind(now())
-                .fetch_all(pool)
-                .await
-    )
+    with_writer!(db, |pool| sqlx::query_as(SQL)
+        .bind(Uuid::new_v4())
+        .bind(title)
+        .bind(description)
+        .bind(owner_id)
+        .bind(now())
+        .fetch_all(pool)
+        .await)
     .map(returned)?
     .ok_or(sqlx::Error::RowNotFound)
 }
@@ -128,27 +123,21 @@ pub async fn update(db: &Db, id: Uuid, changes: ItemChanges) -> Result<Option<It
     );
     let set_description = changes.description.is_some();
     let description = changes.description.flatten();
-    with_pool!(
-        db,
-        write
-            | pool
-            | sqlx::query_as(SQL)
-                .bind(id)
-                .bind(&changes.title)
-                .bind(set_description)
-                .bind(&description)
-                .fetch_all(pool)
-                .await
-    )
+    with_writer!(db, |pool| sqlx::query_as(SQL)
+        .bind(id)
+        .bind(&changes.title)
+        .bind(set_description)
+        .bind(&description)
+        .fetch_all(pool)
+        .await)
     .map(returned)
 }
 
 pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
-    let deleted = with_pool!(
-        db,
-        write
-            | pool
-            | sqlx::query("DELETE FROM item WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected())
-    )?;
+    let deleted = with_writer!(db, |pool| sqlx::query("DELETE FROM item WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(deleted > 0)
 }

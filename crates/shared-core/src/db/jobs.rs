@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::users::now;
 use super::{Db, Tx, returned};
 use crate::jobs::kinds::JobKind;
-use crate::{with_pool, with_tx};
+use crate::{with_pool, with_tx, with_writer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
@@ -183,7 +183,7 @@ pub async fn cancel(db: &Db, id: Uuid) -> Result<Option<Job>, sqlx::Error> {
     let sql = format!(
         "UPDATE jobs SET status = 'cancelled', finished_at = $2 WHERE id = $1 AND status = 'queued' RETURNING {COLUMNS}"
     );
-    with_pool!(db, write | pool | sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(now()).fetch_all(pool).await)
+    with_writer!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(now()).fetch_all(pool).await)
         .map(returned)
 }
 
@@ -204,29 +204,25 @@ pub async fn claim(db: &Db, worker: &str, limit: i64, lease_until: DateTime<Utc>
              WHERE id IN ({ready}) RETURNING {COLUMNS}"
         ),
     };
-    with_pool!(
-        db,
-        write
-            | pool
-            | sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(worker)
-                .bind(lease_until)
-                .bind(now())
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-    )
+    with_writer!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now())
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
 }
 
 /// Extends a running job's lease; `false` when the worker no longer holds it.
 pub async fn extend_lease(db: &Db, id: Uuid, worker: &str, lease_until: DateTime<Utc>) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE jobs SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
-    changed(with_pool!(
-        db,
-        write
-            | pool
-            | sqlx::query(sql).bind(id).bind(worker).bind(lease_until).execute(pool).await.map(|r| r.rows_affected())
-    ))
+    changed(with_writer!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .bind(worker)
+        .bind(lease_until)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())))
 }
 
 /// Records success and the job's output; `false` when the lease was lost.
@@ -236,20 +232,15 @@ pub async fn succeed(db: &Db, id: Uuid, worker: &str, output: Option<(&str, &str
                   lease_expires_at = NULL, last_error = NULL
                WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
     let (body, content_type) = output.unzip();
-    changed(with_pool!(
-        db,
-        write
-            | pool
-            | sqlx::query(sql)
-                .bind(id)
-                .bind(worker)
-                .bind(now())
-                .bind(body)
-                .bind(content_type)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-    ))
+    changed(with_writer!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .bind(worker)
+        .bind(now())
+        .bind(body)
+        .bind(content_type)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())))
 }
 
 /// Records a failed attempt: back to the queue at `retry_at`, or `failed`
@@ -268,19 +259,14 @@ pub async fn fail(
                  WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
     };
     let at = retry_at.unwrap_or_else(now);
-    changed(with_pool!(
-        db,
-        write
-            | pool
-            | sqlx::query(sql)
-                .bind(id)
-                .bind(worker)
-                .bind(error)
-                .bind(at)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-    ))
+    changed(with_writer!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .bind(worker)
+        .bind(error)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())))
 }
 
 /// Gives an unfinished job back (graceful shutdown): queued again at once,
@@ -288,12 +274,13 @@ pub async fn fail(
 pub async fn hand_back(db: &Db, id: Uuid, worker: &str) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = $3, lease_owner = NULL, lease_expires_at = NULL
                WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
-    changed(with_pool!(
-        db,
-        write
-            | pool
-            | sqlx::query(sql).bind(id).bind(worker).bind(now()).execute(pool).await.map(|r| r.rows_affected())
-    ))
+    changed(with_writer!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .bind(worker)
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())))
 }
 
 /// Returns jobs whose lease ran out (their worker crashed, was killed or
@@ -307,16 +294,18 @@ pub async fn reap_expired_leases(db: &Db, except_owner: &str) -> Result<u64, sql
                   run_at = $1, last_error = 'lease expired: the worker stopped without finishing',
                   lease_owner = NULL, lease_expires_at = NULL
                WHERE status = 'running' AND lease_expires_at < $1 AND lease_owner <> $2";
-    with_pool!(
-        db,
-        write | pool | sqlx::query(sql).bind(now()).bind(except_owner).execute(pool).await.map(|r| r.rows_affected())
-    )
+    with_writer!(db, |pool| sqlx::query(sql)
+        .bind(now())
+        .bind(except_owner)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
 }
 
 /// Deletes finished jobs that ended before `before`.
 pub async fn purge_finished(db: &Db, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
     let sql = "DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < $1";
-    with_pool!(db, write | pool | sqlx::query(sql).bind(before).execute(pool).await.map(|r| r.rows_affected()))
+    with_writer!(db, |pool| sqlx::query(sql).bind(before).execute(pool).await.map(|r| r.rows_affected()))
 }
 
 /// Jobs per (status, kind), for the queue-depth gauges.

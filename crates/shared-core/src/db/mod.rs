@@ -58,7 +58,7 @@ pub enum Pool {
 pub struct Db {
     pool: Pool,
     health: Arc<health::Health>,
-    /// SQLite: whose turn it is to write (see [`Db::write_turn`]).
+    /// SQLite: whose turn it is to write (see [`Db::sqlite_turn`]).
     writes: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -78,14 +78,6 @@ pub enum Conn {
 /// statement fails at once instead of waiting out the pool's timeout.
 #[macro_export]
 macro_rules! with_pool {
-    // A statement that writes: on SQLite it waits for its turn first.
-    ($db:expr, write |$pool:ident| $body:expr) => {{
-        let db: &$crate::db::Db = &$db;
-        match db.write_turn().await {
-            Err(err) => Err(err),
-            Ok(_turn) => $crate::with_pool!(db, |$pool| $body),
-        }
-    }};
     ($db:expr, |$pool:ident| $body:expr) => {{
         let db: &$crate::db::Db = &$db;
         match db.acquire().await {
@@ -108,6 +100,19 @@ macro_rules! with_pool {
     }};
 }
 
+/// [`with_pool!`] for a statement that writes: on SQLite it first waits
+/// for the process's turn to write ([`Db::write_turn`]).
+#[macro_export]
+macro_rules! with_writer {
+    ($db:expr, |$pool:ident| $body:expr) => {{
+        let db: &$crate::db::Db = &$db;
+        match db.write_turn().await {
+            Err(err) => Err(err),
+            Ok(_turn) => $crate::with_pool!(db, |$pool| $body),
+        }
+    }};
+}
+
 /// The row a single-row write with `RETURNING` gave back, from its rows
 /// read to the end (`fetch_all`). SQLite commits an autocommit statement when
 /// it finishes; one stopped after its first row (`fetch_one`,
@@ -123,7 +128,7 @@ pub fn returned<T>(rows: Vec<T>) -> Option<T> {
 pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
     /// The turn is released after the transaction ends (fields drop in order).
-    Sqlite(Transaction<'static, Sqlite>, Option<WriteTurn>),
+    Sqlite(Transaction<'static, Sqlite>, WriteTurn),
 }
 
 /// Runs one body against the connection of a [`Tx`], like [`with_pool!`].
@@ -304,33 +309,39 @@ impl Db {
     /// holds one; taking it first makes it wait its turn (busy_timeout).
     pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         self.health.check()?;
-        let turn = self.write_turn().await?;
-        let begun = self.health.guard(self, async {
-            match &self.pool {
-                Pool::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
-                Pool::Sqlite { pool, .. } => pool.begin_with("BEGIN IMMEDIATE").await.map(|tx| Tx::Sqlite(tx, turn)),
+        // The turn is waited for outside the health guard: a queue of
+        // writers is not a slow database.
+        let begun = match &self.pool {
+            Pool::Postgres(pool) => self.health.guard(self, pool.begin()).await.map(Tx::Postgres),
+            Pool::Sqlite { pool, .. } => {
+                let turn = self.sqlite_turn().await?;
+                self.health.guard(self, pool.begin_with("BEGIN IMMEDIATE")).await.map(|tx| Tx::Sqlite(tx, turn))
             }
-        });
-        let begun = begun.await;
+        };
         self.observe(&begun);
         begun
     }
 
-    /// On SQLite, waits for this process's turn to write, in arrival order.
-    /// Without it the pool's connections meet the file's single write lock
-    /// and a writer that finds it taken sleeps in SQLite's busy handler (1,
-    /// 2, 5, 10 ... ms between tries) however soon the lock is free: a POST
-    /// p99 of 44-57 ms at a 2.3 ms median with 16 clients
-    /// (docs/benchmarks.md). Waiting here is bounded like the lock itself.
-    /// Postgres has row locks and needs no turn (`None`).
+    /// The turn a statement that writes waits for: on SQLite, this
+    /// process's turn ([`Db::sqlite_turn`]); Postgres has row locks and
+    /// needs none.
     pub async fn write_turn(&self) -> Result<Option<WriteTurn>, sqlx::Error> {
         match &self.pool {
             Pool::Postgres(_) => Ok(None),
-            Pool::Sqlite { .. } => tokio::time::timeout(SQLITE_BUSY_TIMEOUT, self.writes.clone().lock_owned())
-                .await
-                .map(Some)
-                .map_err(|_| sqlx::Error::PoolTimedOut),
+            Pool::Sqlite { .. } => self.sqlite_turn().await.map(Some),
         }
+    }
+
+    /// Waits for this process's turn to write to the SQLite file, in arrival
+    /// order. Without it the pool's connections meet the file's single write
+    /// lock, and a writer that finds it taken sleeps in SQLite's busy
+    /// handler (1, 2, 5, 10 ... ms between tries) however soon the lock is
+    /// free: a POST p99 of 44-57 ms at a 2.3 ms median with 16 clients
+    /// (docs/benchmarks.md). Waiting here is bounded like the lock itself.
+    async fn sqlite_turn(&self) -> Result<WriteTurn, sqlx::Error> {
+        tokio::time::timeout(SQLITE_BUSY_TIMEOUT, self.writes.clone().lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {

@@ -5,7 +5,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use super::{Db, Tx, returned};
-use crate::with_pool;
+use crate::{with_pool, with_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
@@ -141,21 +141,16 @@ pub async fn update(db: &Db, id: Uuid, changes: UserChanges) -> Result<Option<Us
     );
     let set_full_name = changes.full_name.is_some();
     let full_name = changes.full_name.flatten();
-    with_pool!(
-        db,
-        write
-            | pool
-            | sqlx::query_as(SQL)
-                .bind(id)
-                .bind(&changes.email)
-                .bind(set_full_name)
-                .bind(&full_name)
-                .bind(changes.is_active)
-                .bind(changes.is_superuser)
-                .bind(&changes.hashed_password)
-                .fetch_all(pool)
-                .await
-    )
+    with_writer!(db, |pool| sqlx::query_as(SQL)
+        .bind(id)
+        .bind(&changes.email)
+        .bind(set_full_name)
+        .bind(&full_name)
+        .bind(changes.is_active)
+        .bind(changes.is_superuser)
+        .bind(&changes.hashed_password)
+        .fetch_all(pool)
+        .await)
     .map(returned)
 }
 
