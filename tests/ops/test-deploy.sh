@@ -24,6 +24,13 @@ setup_app() {
   export PATH="$FAKES_DIR:$PATH" FAKE_STATE_DIR="$STATE" FAKE_DOCKER_LOG="$LOGF"
   export HEALTH_POLL_INTERVAL=0.1 WORKER_WAIT_TIMEOUT=10 HEALTH_WAIT_TIMEOUT=10
 }
+# ops SCRIPT ARGS...: $APP/scripts/SCRIPT.sh ARGS, its output kept in $T/out
+# and shown, its exit code in RC.
+ops() {
+  "$APP/scripts/$1.sh" "${@:2}" >"$T/out" 2>&1
+  RC=$?
+  cat "$T/out"
+}
 running() { awk '$4 == "running" { print $1 }' "$STATE/containers" | sort | tr '\n' ' '; }
 last_history() { tail -n 1 "$APP/deploy-history" | cut -f2,3; }
 
@@ -63,10 +70,8 @@ case_01_happy_path() {
 
 case_02_unhealthy_new_api_rolls_back() {
   setup_app
-  FAKE_UNHEALTHY_TAGS=v2 FAKE_STARTING_POLLS=2 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_ne "$rc" 0 "deploy exit code"
+  FAKE_UNHEALTHY_TAGS=v2 FAKE_STARTING_POLLS=2 ops deploy v2
+  assert_ne "$RC" 0 "deploy exit code"
   assert_file_contains "$LOGF" "EVENT health api-2-v2 unhealthy"
   assert_file_lacks "$LOGF" "EVENT stop api-1-v1"
   assert_file_lacks "$LOGF" "EVENT rm api-1-v1"
@@ -82,10 +87,8 @@ case_02_unhealthy_new_api_rolls_back() {
 
 case_03_failing_migration_rolls_back() {
   setup_app
-  FAKE_MIGRATE_RC=1 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_ne "$rc" 0 "deploy exit code"
+  FAKE_MIGRATE_RC=1 ops deploy v2
+  assert_ne "$RC" 0 "deploy exit code"
   assert_file_contains "$LOGF" "EVENT migrate v2"
   assert_file_lacks "$LOGF" "EVENT create api"
   assert_file_lacks "$LOGF" "EVENT stop"
@@ -99,10 +102,8 @@ case_03_failing_migration_rolls_back() {
 
 case_04_readyz_failure_after_switch_reruns_rollout_with_previous_tag() {
   setup_app
-  FAKE_READYZ_FAIL_TAGS=v2 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_ne "$rc" 0 "deploy exit code"
+  FAKE_READYZ_FAIL_TAGS=v2 ops deploy v2
+  assert_ne "$RC" 0 "deploy exit code"
   assert_order "$LOGF" "EVENT readyz 503" "EVENT create api-3-v1"
   # rollback is the same health-gated rollout: v1 healthy before v2 stops
   assert_order "$LOGF" "EVENT health api-3-v1 healthy" "EVENT stop api-2-v2"
@@ -151,10 +152,8 @@ case_06_rollback_script_defaults_to_previous_successful_tag() {
   setup_app
   "$APP/scripts/deploy.sh" v2 >"$T/out1" 2>&1 || { cat "$T/out1"; failf "deploy v2"; }
   : >"$LOGF"
-  "$APP/scripts/rollback.sh" >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_eq "$rc" 0 "rollback exit code"
+  ops rollback
+  assert_eq "$RC" 0 "rollback exit code"
   assert_file_lacks "$LOGF" "EVENT migrate"
   assert_file_contains "$T/out" "migrations skipped"
   assert_order "$LOGF" "EVENT health api-3-v1 healthy" "EVENT stop api-2-v2"
@@ -165,10 +164,8 @@ case_06_rollback_script_defaults_to_previous_successful_tag() {
 case_07_first_deploy_on_empty_server() {
   setup_app empty
   rm -f "$APP/current-tag" "$APP/deploy-history"
-  "$APP/scripts/deploy.sh" v1 >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_eq "$rc" 0 "deploy exit code"
+  ops deploy v1
+  assert_eq "$RC" 0 "deploy exit code"
   assert_file_contains "$T/out" "backup skipped: first deploy"
   assert_file_contains "$LOGF" "EVENT migrate v1"
   assert_eq "$(running)" "api-1-v1 caddy-1-stock worker-1-v1 " "running containers"
@@ -177,10 +174,8 @@ case_07_first_deploy_on_empty_server() {
 
 case_08_failed_first_deploy_says_nothing_to_roll_back() {
   setup_app empty
-  FAKE_UNHEALTHY_TAGS=v1 "$APP/scripts/deploy.sh" v1 >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_ne "$rc" 0 "deploy exit code"
+  FAKE_UNHEALTHY_TAGS=v1 ops deploy v1
+  assert_ne "$RC" 0 "deploy exit code"
   assert_file_contains "$T/out" "NOT ROLLED BACK: there is no previous tag"
   assert_eq "$(last_history)" "v1	failed" "history"
 }
@@ -209,10 +204,8 @@ case_10_sqlite_restore_stops_restores_restarts() {
   setup_app
   mkdir -p "$T/bk"
   : >"$T/bk/app-20260101T000000Z.db"
-  "$APP/scripts/restore.sh" --yes "$T/bk/app-20260101T000000Z.db" >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_eq "$rc" 0 "restore exit code"
+  ops restore --yes "$T/bk/app-20260101T000000Z.db"
+  assert_eq "$RC" 0 "restore exit code"
   assert_order "$LOGF" "EVENT stop api-1-v1" "EVENT restore /restore/app-20260101T000000Z.db"
   assert_order "$LOGF" "EVENT stop worker-1-v1" "EVENT restore"
   assert_order "$LOGF" "EVENT restore" "EVENT create api-2-v1"
@@ -226,10 +219,8 @@ case_11_postgres_restore_into_fresh_database_then_swap() {
   setup_app
   echo "COMPOSE_PROFILES=postgres" >>"$APP/.env"
   printf 'PGDMP-fake-dump\n' >"$T/pg-20260101T000000Z.dump"
-  "$APP/scripts/restore.sh" --yes "$T/pg-20260101T000000Z.dump" >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_eq "$rc" 0 "restore exit code"
+  ops restore --yes "$T/pg-20260101T000000Z.dump"
+  assert_eq "$RC" 0 "restore exit code"
   assert_order "$LOGF" "EVENT exec postgres pg_restore --list" "EVENT exec postgres psql -X -q -v ON_ERROR_STOP=1 -U app -d postgres"
   assert_order "$LOGF" "EVENT exec postgres pg_restore -U app -d app_restore --no-owner --exit-on-error --single-transaction" "EVENT stop api-1-v1"
   assert_order "$LOGF" "EVENT stop api-1-v1" "-d postgres --single-transaction"
@@ -268,10 +259,8 @@ case_12_standalone_backup_uses_the_running_tag() {
 
 case_14_a_new_api_that_refuses_removal_is_removed_on_a_later_try() {
   setup_app
-  FAKE_UNHEALTHY_TAGS=v2 FAKE_RM_REFUSALS=2 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_ne "$rc" 0 "deploy exit code"
+  FAKE_UNHEALTHY_TAGS=v2 FAKE_RM_REFUSALS=2 ops deploy v2
+  assert_ne "$RC" 0 "deploy exit code"
   assert_eq "$(grep -c 'EVENT rm-refused api-2-v2' "$LOGF")" 2 "refused removals"
   assert_order "$LOGF" "EVENT rm-refused api-2-v2" "EVENT rm api-2-v2"
   assert_eq "$(running)" "api-1-v1 caddy-1-stock worker-1-v1 " "running containers"
@@ -281,10 +270,8 @@ case_14_a_new_api_that_refuses_removal_is_removed_on_a_later_try() {
 
 case_15_a_new_api_that_exits_at_start_is_removed() {
   setup_app
-  FAKE_EXIT_AT_START_TAGS=v2 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_ne "$rc" 0 "deploy exit code"
+  FAKE_EXIT_AT_START_TAGS=v2 ops deploy v2
+  assert_ne "$RC" 0 "deploy exit code"
   assert_file_contains "$T/out" "no new container is running"
   assert_file_contains "$LOGF" "EVENT rm api-2-v2"
   assert_file_lacks "$STATE/containers" "v2"
@@ -294,10 +281,8 @@ case_15_a_new_api_that_exits_at_start_is_removed() {
 
 case_13_refuses_an_engine_older_than_25_before_changing_anything() {
   setup_app
-  FAKE_ENGINE_VERSION=24.0.7 "$APP/scripts/deploy.sh" v2 >"$T/out" 2>&1
-  local rc=$?
-  cat "$T/out"
-  assert_eq "$rc" 1 "deploy exit code"
+  FAKE_ENGINE_VERSION=24.0.7 ops deploy v2
+  assert_eq "$RC" 1 "deploy exit code"
   assert_file_contains "$T/out" "Docker Engine 24.0.7 is too old: compose/compose.prod.yml needs Docker Engine 25 or newer"
   assert_file_lacks "$LOGF" "EVENT"
   assert_eq "$(cat "$APP/current-tag")" v1 "current tag"

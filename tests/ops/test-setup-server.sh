@@ -7,33 +7,30 @@ TEST_GROUP=setup-server
 # shellcheck source=tests/ops/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case_refuses_without_a_key() {
-  local out rc
-  out="$("$REPO_ROOT/scripts/setup-server.sh" 2>&1)"
+# assert_refused REGEX ARGS...: setup-server.sh ARGS exits non-zero with a
+# message that matches REGEX (extended).
+assert_refused() {
+  local regex="$1" out rc
+  shift
+  out="$("$REPO_ROOT/scripts/setup-server.sh" "$@" 2>&1)"
   rc=$?
   echo "$out"
   assert_ne "$rc" 0 "exit code"
-  [[ "$out" == *"--authorized-key"* || "$out" == *"run as root"* ]] || failf "unexpected message"
+  [[ "$out" =~ $regex ]] || failf "unexpected message (expected /$regex/)"
+}
+
+case_refuses_without_a_key() {
+  assert_refused '--authorized-key|run as root'
 }
 
 case_refuses_a_non_openssh_key() {
   [[ "$(id -u)" == 0 ]] || skip "needs root to reach the key check"
-  local out rc
-  out="$("$REPO_ROOT/scripts/setup-server.sh" --authorized-key 'not-a-key AAAA' 2>&1)"
-  rc=$?
-  echo "$out"
-  assert_ne "$rc" 0 "exit code"
-  [[ "$out" == *"not an OpenSSH public key"* ]] || failf "unexpected message"
+  assert_refused 'not an OpenSSH public key' --authorized-key 'not-a-key AAAA'
 }
 
 case_refuses_a_relative_app_dir() {
   [[ "$(id -u)" == 0 ]] || skip "needs root to reach the argument checks"
-  local out rc
-  out="$("$REPO_ROOT/scripts/setup-server.sh" --authorized-key 'ssh-ed25519 AAAAC3Nza test' --app-dir opt/app 2>&1)"
-  rc=$?
-  echo "$out"
-  assert_ne "$rc" 0 "exit code"
-  [[ "$out" == *"--app-dir must be absolute"* ]] || failf "unexpected message"
+  assert_refused '--app-dir must be absolute' --authorized-key 'ssh-ed25519 AAAAC3Nza test' --app-dir opt/app
 }
 
 case_refuses_a_docker_engine_older_than_25() {
@@ -44,7 +41,7 @@ case_refuses_a_docker_engine_older_than_25() {
   for p in ca-certificates curl rsync util-linux openssh-server; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || skip "$p is not installed"
   done
-  local T bin out rc
+  local T bin
   T="$(mk_tmp)"
   bin="$T/bin"
   mkdir -p "$bin"
@@ -57,11 +54,8 @@ case "$*" in
 esac
 ' >"$bin/docker"
   chmod +x "$bin/docker"
-  out="$(PATH="$bin:$PATH" "$REPO_ROOT/scripts/setup-server.sh" --authorized-key 'ssh-ed25519 AAAAC3Nza test' --user ops-test-nobody --no-firewall 2>&1)"
-  rc=$?
-  echo "$out"
-  assert_ne "$rc" 0 "exit code"
-  [[ "$out" == *"Docker Engine 24.0.7 found; the production stack needs Docker Engine 25 or newer"* ]] || failf "unexpected message"
+  PATH="$bin:$PATH" assert_refused 'Docker Engine 24\.0\.7 found; the production stack needs Docker Engine 25 or newer' \
+    --authorized-key 'ssh-ed25519 AAAAC3Nza test' --user ops-test-nobody --no-firewall
   ! id ops-test-nobody >/dev/null 2>&1 || failf "the user was created before the check"
 }
 
