@@ -179,6 +179,46 @@ assert_unbroken_prefix() {
        END { if (dup || c != m) { printf "writer rows: %d distinct of w-1..w-%d, %d duplicates\n", c, m, dup; exit 1 } }' "$1" \
     || failf "the writer's rows in the restored database are not one consistent prefix"
 }
+# Every item as id|title, in the text each backend gives its ids.
+item_rows_sqlite() { sq "$1" "SELECT lower(hex(id)) || '|' || title FROM item"; }
+item_rows_pg() { psql "$1" -X -q -At -F'|' -v ON_ERROR_STOP=1 -c "SELECT id::text, title FROM item"; }
+# The highest w-N in a file of id|title rows (0 when none).
+max_writer_seq() { cut -d'|' -f2 "$1" | awk -F- '/^w-/ && $2 > m { m = $2 } END { print m + 0 }'; }
+
+# backup_under_load sqlite|pg TARGET: with the writer committing into
+# TARGET, records every row committed so far ($T/before.rows, BEFORE_SEQ,
+# BEFORE_N), runs backup.sh (BACKUP, BACKUP_MS), then stops the writer and
+# checks it committed while backup.sh ran (AFTER_SEQ).
+backup_under_load() {
+  local kind="$1" target="$2"
+  "item_rows_$kind" "$target" >"$T/before.rows" || failf "reading the rows before the backup"
+  BEFORE_SEQ="$(max_writer_seq "$T/before.rows")"
+  BEFORE_N="$(wc -l <"$T/before.rows")"
+  local t0
+  t0="$(date +%s%3N)"
+  BACKUP="$("$APP/scripts/backup.sh" 2>"$T/backup.err")" || { cat "$T/backup.err"; failf "backup.sh failed"; }
+  BACKUP_MS=$(( $(date +%s%3N) - t0 ))
+  AFTER_SEQ="$("writer_seq_$kind" "$target")"
+  stop_writer || failf "the writer failed"
+  cat "$T/backup.err"
+  echo "backup: $BACKUP"
+  (( AFTER_SEQ > BEFORE_SEQ )) || failf "the writer committed nothing while backup.sh ran ($BEFORE_SEQ -> $AFTER_SEQ)"
+}
+
+# assert_restored_rows sqlite|pg SOURCE RESTORED: the restore holds every row
+# committed before the backup, none the source never had, and the writer's
+# rows as one unbroken prefix, w-1..w-RESTORED_SEQ.
+assert_restored_rows() {
+  local kind="$1" ids
+  "item_rows_$kind" "$2" >"$T/source.rows" || failf "reading the source's rows"
+  "item_rows_$kind" "$3" >"$T/restored.rows" || failf "reading the restored rows"
+  for ids in before source restored; do cut -d'|' -f1 "$T/$ids.rows" | sort >"$T/$ids.ids"; done
+  assert_eq "$(comm -23 "$T/before.ids" "$T/restored.ids" | wc -l)" 0 "rows committed before the backup that are missing from the restore"
+  assert_eq "$(comm -13 "$T/source.ids" "$T/restored.ids" | wc -l)" 0 "restored rows the source never had"
+  cut -d'|' -f2 "$T/restored.rows" | awk '/^w-/' >"$T/restored.titles"
+  assert_unbroken_prefix "$T/restored.titles"
+  RESTORED_SEQ="$(max_writer_seq "$T/restored.rows")"
+}
 
 # --- SQLite ------------------------------------------------------------------
 seed_sqlite() { # FILE ROWS
@@ -210,24 +250,10 @@ case_1_sqlite_backup_under_write_load_then_restore_into_a_fresh_file() {
 
   start_writer sqlite "$DB"
   wait_writer_started writer_seq_sqlite "$DB"
-  # Everything committed so far, read in one transaction, before backup.sh starts.
-  sq "$DB" "SELECT lower(hex(id)) || '|' || title FROM item" >"$T/before.rows" || failf "reading the rows before the backup"
-  cut -d'|' -f1 "$T/before.rows" | sort >"$T/before.ids"
-  local before_seq before_n
-  before_seq="$(cut -d'|' -f2 "$T/before.rows" | awk -F- '/^w-/ && $2 > m { m = $2 } END { print m + 0 }')"
-  before_n="$(wc -l <"$T/before.ids")"
-
-  local t0 t1 backup after_seq
-  t0="$(date +%s%3N)"
-  backup="$("$APP/scripts/backup.sh" 2>"$T/backup.err")" || { cat "$T/backup.err"; failf "backup.sh failed"; }
-  t1="$(date +%s%3N)"
-  after_seq="$(writer_seq_sqlite "$DB")"
-  stop_writer || failf "the writer failed"
-  cat "$T/backup.err"
-  echo "backup: $backup"
+  backup_under_load sqlite "$DB"
+  local backup="$BACKUP"
   [[ "$backup" == "$APP/backups/app-"*.db && -f "$backup" ]] || failf "backup.sh printed '$backup', not a file in $APP/backups"
   assert_file_contains "$LOGF" "EVENT run worker: $WORKER_BIN backup"
-  (( after_seq > before_seq )) || failf "the writer committed nothing while backup.sh ran ($before_seq -> $after_seq)"
   local source_n
   source_n="$(sq "$DB" 'SELECT count(*) FROM item')"
 
@@ -248,24 +274,15 @@ case_1_sqlite_backup_under_write_load_then_restore_into_a_fresh_file() {
 
   assert_eq "$(sq "$R" 'PRAGMA integrity_check')" ok "PRAGMA integrity_check of the restored database"
   assert_eq "$(sq "$R" 'PRAGMA foreign_key_check')" "" "PRAGMA foreign_key_check of the restored database"
-  local restored_n restored_seq
+  local restored_n
   restored_n="$(sq "$R" 'SELECT count(*) FROM item')"
   assert_file_contains "$T/restore.out" "item: $restored_n rows"
   assert_file_contains "$T/restore.out" "user: 1 rows"
-  sq "$R" "SELECT lower(hex(id)) FROM item" | sort >"$T/restored.ids"
-  sq "$DB" "SELECT lower(hex(id)) FROM item" | sort >"$T/source.ids"
-  local missing invented
-  missing="$(comm -23 "$T/before.ids" "$T/restored.ids" | wc -l)"
-  invented="$(comm -13 "$T/source.ids" "$T/restored.ids" | wc -l)"
-  assert_eq "$missing" 0 "rows committed before the backup that are missing from the restore"
-  assert_eq "$invented" 0 "restored rows the source never had"
-  sq "$R" "SELECT title FROM item WHERE title LIKE 'w-%'" >"$T/restored.titles"
-  assert_unbroken_prefix "$T/restored.titles"
-  restored_seq="$(writer_seq_sqlite "$R")"
+  assert_restored_rows sqlite "$DB" "$R"
   # The api takes the restored file as its own: migrations recorded and intact.
   api "sqlite:$R" migrate || failf "api migrate refuses the restored database"
   assert_eq "$(sq "$DB" 'SELECT count(*) FROM item')" "$source_n" "the source database after the restore"
-  echo "REPORT SQLite: seed $SEED_ROWS items; $before_n items committed before backup.sh; writer committed $((after_seq - before_seq)) rows while backup.sh ran ($((t1 - t0)) ms), $((restored_seq - before_seq)) of them inside the snapshot; source ended with $source_n, restored file has $restored_n items (all $before_n earlier ones, w-1..w-$restored_seq unbroken), integrity_check ok, foreign_key_check clean"
+  echo "REPORT SQLite: seed $SEED_ROWS items; $BEFORE_N items committed before backup.sh; writer committed $((AFTER_SEQ - BEFORE_SEQ)) rows while backup.sh ran ($BACKUP_MS ms), $((RESTORED_SEQ - BEFORE_SEQ)) of them inside the snapshot; source ended with $source_n, restored file has $restored_n items (all $BEFORE_N earlier ones, w-1..w-$RESTORED_SEQ unbroken), integrity_check ok, foreign_key_check clean"
 }
 
 case_3_sqlite_restore_refuses_a_corrupt_backup_and_keeps_the_database() {
@@ -299,7 +316,7 @@ case_3_sqlite_restore_refuses_a_corrupt_backup_and_keeps_the_database() {
     assert_order "$LOGF" "EVENT stop api" "EVENT run worker exited 1"
     assert_order "$LOGF" "EVENT run worker exited 1" "EVENT up api"
     assert_eq "$(dir_fingerprint "$T/data")" "$before" "the data volume after refusing $(basename "$f")"
-    refused+=("$(basename "$f"): $(grep -m1 -o '^error: integrity check failed: .*' "$T/restore.out" | sed 's|: /[^:]*: |: |')")
+    refused+=("$(basename "$f"): $(grep -m1 -o 'integrity check failed: [^"]*' "$T/restore.out" | sed 's|: /[^:]*: |: |')")
   done
   assert_eq "$(sq "$DB" 'SELECT count(*) FROM item')" "$count" "rows after the refused restores"
   assert_eq "$(sq "$DB" 'PRAGMA integrity_check')" ok "integrity of the kept database"
@@ -350,26 +367,12 @@ case_2_postgres_backup_under_write_load_then_restore_into_a_fresh_database() {
 
   start_writer postgres "$SRC_URL"
   wait_writer_started writer_seq_pg "$SRC_URL"
-  psql "$SRC_URL" -X -q -At -F'|' -v ON_ERROR_STOP=1 -c "SELECT id::text, title FROM item" >"$T/before.rows" \
-    || failf "reading the rows before the backup"
-  cut -d'|' -f1 "$T/before.rows" | sort >"$T/before.ids"
-  local before_seq before_n
-  before_seq="$(cut -d'|' -f2 "$T/before.rows" | awk -F- '/^w-/ && $2 > m { m = $2 } END { print m + 0 }')"
-  before_n="$(wc -l <"$T/before.ids")"
-
-  local t0 t1 backup after_seq
-  t0="$(date +%s%3N)"
-  backup="$("$APP/scripts/backup.sh" 2>"$T/backup.err")" || { cat "$T/backup.err"; failf "backup.sh failed"; }
-  t1="$(date +%s%3N)"
-  after_seq="$(writer_seq_pg "$SRC_URL")"
-  stop_writer || failf "the writer failed"
-  cat "$T/backup.err"
-  echo "backup: $backup"
+  backup_under_load pg "$SRC_URL"
+  local backup="$BACKUP"
   [[ "$backup" == "$APP/backups/pg-"*.dump && -s "$backup" ]] || failf "backup.sh printed '$backup', not a dump in $APP/backups"
   assert_eq "$(head -c 5 "$backup")" PGDMP "custom-format archive"
   assert_file_contains "$LOGF" "EVENT exec postgres sh -c exec pg_dump -Fc"
   assert_file_contains "$LOGF" "EVENT exec postgres pg_restore --list"
-  (( after_seq > before_seq )) || failf "the writer committed nothing while backup.sh ran ($before_seq -> $after_seq)"
   local source_n
   source_n="$(pgq "$SRC_URL" 'SELECT count(*) FROM item')"
 
@@ -389,20 +392,11 @@ case_2_postgres_backup_under_write_load_then_restore_into_a_fresh_database() {
   assert_file_contains "$T/restore.out" "RESTORED $backup (postgres)"
   assert_eq "$(pgq "$PG_ADMIN_URL" "SELECT count(*) FROM pg_database WHERE datname LIKE '${DST}\\_pre\\_restore\\_%'")" 1 "the replaced (empty) database is kept"
 
-  local restored_n restored_seq
+  local restored_n
   restored_n="$(pgq "$DST_URL" 'SELECT count(*) FROM item')"
   grep -Eq "^item +$restored_n\$" "$T/restore.out" || failf "restore.sh did not print item $restored_n"
   grep -Eq '^user +1$' "$T/restore.out" || failf "restore.sh did not print user 1"
-  pgq "$DST_URL" "SELECT id::text FROM item" | sort >"$T/restored.ids"
-  pgq "$SRC_URL" "SELECT id::text FROM item" | sort >"$T/source.ids"
-  local missing invented
-  missing="$(comm -23 "$T/before.ids" "$T/restored.ids" | wc -l)"
-  invented="$(comm -13 "$T/source.ids" "$T/restored.ids" | wc -l)"
-  assert_eq "$missing" 0 "rows committed before the backup that are missing from the restore"
-  assert_eq "$invented" 0 "restored rows the source never had"
-  pgq "$DST_URL" "SELECT title FROM item WHERE title LIKE 'w-%'" >"$T/restored.titles"
-  assert_unbroken_prefix "$T/restored.titles"
-  restored_seq="$(writer_seq_pg "$DST_URL")"
+  assert_restored_rows pg "$SRC_URL" "$DST_URL"
   # Integrity: the same schema (tables, keys, indexes, constraints) as the
   # source, no orphans, the same recorded migrations, and the api accepts it.
   (( $(pg_schema "$SRC_URL" | wc -l) > 40 )) || failf "reading the schema of $SRC_URL"
@@ -412,7 +406,7 @@ case_2_postgres_backup_under_write_load_then_restore_into_a_fresh_database() {
     <(pgq "$DST_URL" "SELECT version, encode(checksum, 'hex'), success FROM _sqlx_migrations ORDER BY version") \
     || failf "recorded migrations differ"
   api "$DST_URL" migrate || failf "api migrate refuses the restored database"
-  echo "REPORT Postgres: seed $SEED_ROWS items; $before_n items committed before backup.sh; writer committed $((after_seq - before_seq)) rows while backup.sh ran ($((t1 - t0)) ms), $((restored_seq - before_seq)) of them inside pg_dump's snapshot; source ended with $source_n, restored database has $restored_n items (all $before_n earlier ones, w-1..w-$restored_seq unbroken), schema identical, no orphans"
+  echo "REPORT Postgres: seed $SEED_ROWS items; $BEFORE_N items committed before backup.sh; writer committed $((AFTER_SEQ - BEFORE_SEQ)) rows while backup.sh ran ($BACKUP_MS ms), $((RESTORED_SEQ - BEFORE_SEQ)) of them inside pg_dump's snapshot; source ended with $source_n, restored database has $restored_n items (all $BEFORE_N earlier ones, w-1..w-$RESTORED_SEQ unbroken), schema identical, no orphans"
 }
 
 case_4_postgres_restore_refuses_a_corrupt_dump_and_keeps_the_database() {
