@@ -241,9 +241,10 @@ for file in "${COMPOSE_FILES[@]}"; do
   check "$file: every variable it uses is documented in $envfile$([[ "$envfile" == .env.example ]] || echo ' and .env.example')" documented_vars "$file" "$envfile"
 done
 
-# Facts of the production file the deploy scripts and the issue rely on.
-prod_facts() { # rendered JSON
-  "$PY" - "$1" <<'PY'
+# compose_rules JSON <RULES: runs RULES (Python, with m the rendered model,
+# s its services and need(condition, what)) and fails naming each unmet need.
+compose_rules() {
+  "$PY" -c '
 import json, sys
 m = json.load(open(sys.argv[1]))
 s = m["services"]
@@ -251,6 +252,16 @@ problems = []
 def need(cond, what):
     if not cond:
         problems.append(what)
+exec(sys.stdin.read())
+for p in problems:
+    print("missing:", p)
+print(f"{len(problems)} problem(s) in {len(s)} services")
+sys.exit(1 if problems else 0)
+' "$1"
+}
+# Facts of the production file the deploy scripts and the issue rely on.
+prod_facts() { # rendered JSON
+  compose_rules "$1" <<'PY'
 need(m.get("name") == "app", "project name is app")
 need(set(s) >= {"caddy", "api", "worker", "migrate", "postgres", "redis"}, "services caddy, api, worker, migrate, postgres, redis")
 need(s["migrate"].get("profiles") == ["tools"], "migrate in profile tools")
@@ -282,21 +293,10 @@ for name in ("api", "worker"):
     need(all(d.get("condition") == "service_healthy" for d in deps.values()) and deps, f"{name}: depends_on with service_healthy")
 need(s["caddy"]["depends_on"]["api"]["condition"] == "service_healthy", "caddy waits for a healthy api")
 need(any(v.get("target") == "/etc/caddy/Caddyfile" and v.get("read_only") for v in s["caddy"]["volumes"]), "caddy mounts the Caddyfile read-only")
-for p in problems:
-    print("missing:", p)
-print(f"{len(problems)} problem(s) in {len(s)} services")
-sys.exit(1 if problems else 0)
 PY
 }
 dev_facts() { # rendered JSON
-  "$PY" - "$1" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))
-s = m["services"]
-problems = []
-def need(cond, what):
-    if not cond:
-        problems.append(what)
+  compose_rules "$1" <<'PY'
 need(set(s) >= {"api", "worker", "migrate", "postgres", "redis", "mailpit", "caddy"}, "services api, worker, migrate, postgres, redis, mailpit, caddy")
 for name in ("api", "worker", "migrate"):
     b = s[name].get("build", {})
@@ -321,10 +321,6 @@ for name in ("postgres", "redis"):
 need(s["postgres"]["image"].startswith("postgres:16"), "postgres 16")
 need(s["redis"]["image"].startswith("redis:7"), "redis 7")
 need(s["caddy"]["environment"].get("TLS_MODE") == "internal" and s["caddy"]["environment"].get("DOMAIN") == "localhost", "caddy: https://localhost with tls internal")
-for p in problems:
-    print("missing:", p)
-print(f"{len(problems)} problem(s) in {len(s)} services")
-sys.exit(1 if problems else 0)
 PY
 }
 check "compose/compose.prod.yml: production rules (profiles, no api port, secrets, limits, read-only, logging, health)" prod_facts "$WORK/compose.prod.compose.json"
