@@ -28,6 +28,12 @@ async fn login(app: &common::TestApp, form: &[(&str, &str)]) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+async fn reset_password(app: &common::TestApp, token: &str, new_password: &str) -> (u16, Value) {
+    let body = json!({"token": token, "new_password": new_password});
+    let (status, body) = app.call(Method::POST, "/api/v1/reset-password/", None, Some(body)).await;
+    (status.as_u16(), body)
+}
+
 async fn access_token_for_valid_credentials_case_insensitive_email(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, _, email) = app.new_user().await;
@@ -203,15 +209,8 @@ async fn reset_password_with_the_mailed_token(backend: Backend) {
     // The token the worker puts in the link.
     let token = app.queued_recoveries().await.remove(0).token;
 
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/reset-password/",
-            None,
-            Some(json!({"token": token, "new_password": "brand-new-pass"})),
-        )
-        .await;
-    assert_eq!((status.as_u16(), body), (200, json!({"message": "Password updated successfully"})));
+    let (status, body) = reset_password(&app, &token, "brand-new-pass").await;
+    assert_eq!((status, body), (200, json!({"message": "Password updated successfully"})));
     assert_eq!(login(&app, &[("username", &email), ("password", "password123")]).await.0, 400);
     app.token(&email, "brand-new-pass").await;
     app.shutdown().await;
@@ -220,46 +219,23 @@ async fn reset_password_with_the_mailed_token(backend: Backend) {
 async fn reset_password_errors(backend: Backend) {
     let app = spawn_app(backend).await;
     let (user, _, email) = app.new_user().await;
-    let bad = app
-        .call(
-            Method::POST,
-            "/api/v1/reset-password/",
-            None,
-            Some(json!({"token": "not-a-token", "new_password": "brand-new-pass"})),
-        )
-        .await;
-    assert_eq!((bad.0.as_u16(), bad.1), (400, json!({"detail": "Invalid token"})));
+    let bad = reset_password(&app, "not-a-token", "brand-new-pass").await;
+    assert_eq!(bad, (400, json!({"detail": "Invalid token"})));
 
     // A valid token for an address nobody has.
     let tokens = &app.state.tokens;
     let ghost = tokens.create_reset_token("ghost@example.com", Duration::from_secs(60)).unwrap();
-    let unknown = app
-        .call(
-            Method::POST,
-            "/api/v1/reset-password/",
-            None,
-            Some(json!({"token": ghost, "new_password": "brand-new-pass"})),
-        )
-        .await;
-    assert_eq!((unknown.0.as_u16(), unknown.1), (400, json!({"detail": "Invalid token"})));
+    let unknown = reset_password(&app, &ghost, "brand-new-pass").await;
+    assert_eq!(unknown, (400, json!({"detail": "Invalid token"})));
 
     let admin = app.superuser_token().await;
     let path = format!("/api/v1/users/{}", user["id"].as_str().unwrap());
     app.call(Method::PATCH, &path, Some(&admin), Some(json!({"is_active": false}))).await;
     let token = tokens.create_reset_token(&email, Duration::from_secs(60)).unwrap();
-    let inactive = app
-        .call(
-            Method::POST,
-            "/api/v1/reset-password/",
-            None,
-            Some(json!({"token": token, "new_password": "brand-new-pass"})),
-        )
-        .await;
-    assert_eq!((inactive.0.as_u16(), inactive.1), (400, json!({"detail": "Inactive user"})));
+    let inactive = reset_password(&app, &token, "brand-new-pass").await;
+    assert_eq!(inactive, (400, json!({"detail": "Inactive user"})));
 
-    let short = app
-        .call(Method::POST, "/api/v1/reset-password/", None, Some(json!({"token": "t", "new_password": "short"})))
-        .await;
+    let short = reset_password(&app, "t", "short").await;
     assert_eq!(short.0, 422);
     assert_eq!(short.1["detail"][0]["type"], "string_too_short");
     app.shutdown().await;
