@@ -54,6 +54,8 @@ FOCUS=(
   "items::list (SQL, rows)|shared_core::db::items::list"
   "sqlx row decoding (FromRow)|sqlx_core::from_row::FromRow<R>>::from_row|as sqlx_core::from_row::FromRow"
   "JSON response (serde_json)|axum::json::Json<T> as axum_core::response::into_response::IntoResponse>::into_response"
+  "items to JSON (ItemPublic)|impl serde_core::ser::Serialize for api::models::ItemPublic>::serialize"
+  "  timestamps|api::models::timestamp::serialize"
   "pool acquire (incl. connection test)|sqlx_core::pool::inner::PoolInner<DB>>::acquire"
 )
 
