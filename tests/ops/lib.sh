@@ -58,6 +58,15 @@ EOF
   fi
 }
 
+# ops SCRIPT ARGS...: $APP/scripts/SCRIPT.sh ARGS as on the server, its output
+# kept in $T/out and shown, its exit code in RC.
+ops() {
+  "$APP/scripts/$1.sh" "${@:2}" >"$T/out" 2>&1
+  # shellcheck disable=SC2034 # read by the cases
+  RC=$?
+  cat "$T/out"
+}
+
 skip() { echo "SKIP $*"; exit 77; }
 failf() { echo "ASSERTION FAILED: $*" >&2; exit 1; }
 assert_eq() { [[ "$1" == "$2" ]] || failf "${3:-values differ}: expected '$2', got '$1'"; }

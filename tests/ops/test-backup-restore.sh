@@ -260,24 +260,22 @@ case_1_sqlite_backup_under_write_load_then_restore_into_a_fresh_file() {
   # Restore into a fresh app-data volume: nothing at /data/app.db yet.
   mkdir -p "$T/data-restored"
   export FAKE_DATA_DIR="$T/data-restored"
-  "$APP/scripts/restore.sh" --yes "$backup" >"$T/restore.out" 2>&1
-  local rc=$?
-  cat "$T/restore.out"
-  assert_eq "$rc" 0 "restore.sh exit code"
+  ops restore --yes "$backup"
+  assert_eq "$RC" 0 "restore.sh exit code"
   local R="$T/data-restored/app.db"
   [[ -f "$R" ]] || failf "nothing restored at $R"
   assert_order "$LOGF" "EVENT stop api" "EVENT run worker: $WORKER_BIN restore $(dirname "$backup")/"
   assert_order "$LOGF" "EVENT stop worker" "EVENT run worker: $WORKER_BIN restore"
   assert_order "$LOGF" "EVENT run worker exited 0" "EVENT up api"
-  assert_file_contains "$T/restore.out" "into /data/app.db (integrity ok)"
-  assert_file_contains "$T/restore.out" "RESTORED $backup (sqlite)"
+  assert_file_contains "$T/out" "into /data/app.db (integrity ok)"
+  assert_file_contains "$T/out" "RESTORED $backup (sqlite)"
 
   assert_eq "$(sq "$R" 'PRAGMA integrity_check')" ok "PRAGMA integrity_check of the restored database"
   assert_eq "$(sq "$R" 'PRAGMA foreign_key_check')" "" "PRAGMA foreign_key_check of the restored database"
   local restored_n
   restored_n="$(sq "$R" 'SELECT count(*) FROM item')"
-  assert_file_contains "$T/restore.out" "item: $restored_n rows"
-  assert_file_contains "$T/restore.out" "user: 1 rows"
+  assert_file_contains "$T/out" "item: $restored_n rows"
+  assert_file_contains "$T/out" "user: 1 rows"
   assert_restored_rows sqlite "$DB" "$R"
   # The api takes the restored file as its own: migrations recorded and intact.
   api "sqlite:$R" migrate || failf "api migrate refuses the restored database"
@@ -301,22 +299,20 @@ case_3_sqlite_restore_refuses_a_corrupt_backup_and_keeps_the_database() {
   head -c 65536 /dev/urandom >"$bad/app-20261103T000000.000Z.db"
 
   sq "$DB" "INSERT INTO item (description, title, owner_id, id, created_at) VALUES (NULL, 'after the backup', X'$OWNER_HEX', randomblob(16), NULL)"
-  local before count f rc refused=()
+  local before count f refused=()
   before="$(dir_fingerprint "$T/data")"
   count="$(sq "$DB" 'SELECT count(*) FROM item')"
   for f in "$bad"/*.db; do
     : >"$LOGF"
-    "$APP/scripts/restore.sh" --yes "$f" >"$T/restore.out" 2>&1
-    rc=$?
-    cat "$T/restore.out"
-    assert_ne "$rc" 0 "restore.sh exit code for $(basename "$f")"
-    assert_file_contains "$T/restore.out" "integrity check failed"
-    assert_file_contains "$T/restore.out" "the previous database is still in place"
-    assert_file_lacks "$T/restore.out" "RESTORED"
+    ops restore --yes "$f"
+    assert_ne "$RC" 0 "restore.sh exit code for $(basename "$f")"
+    assert_file_contains "$T/out" "integrity check failed"
+    assert_file_contains "$T/out" "the previous database is still in place"
+    assert_file_lacks "$T/out" "RESTORED"
     assert_order "$LOGF" "EVENT stop api" "EVENT run worker exited 1"
     assert_order "$LOGF" "EVENT run worker exited 1" "EVENT up api"
     assert_eq "$(dir_fingerprint "$T/data")" "$before" "the data volume after refusing $(basename "$f")"
-    refused+=("$(basename "$f"): $(grep -m1 -o 'integrity check failed: [^"]*' "$T/restore.out" | sed 's|: /[^:]*: |: |')")
+    refused+=("$(basename "$f"): $(grep -m1 -o 'integrity check failed: [^"]*' "$T/out" | sed 's|: /[^:]*: |: |')")
   done
   assert_eq "$(sq "$DB" 'SELECT count(*) FROM item')" "$count" "rows after the refused restores"
   assert_eq "$(sq "$DB" 'PRAGMA integrity_check')" ok "integrity of the kept database"
@@ -381,21 +377,19 @@ case_2_postgres_backup_under_write_load_then_restore_into_a_fresh_database() {
   local DST="$NEW_PG_DB" DST_URL
   DST_URL="$(pg_url "$DST")"
   export FAKE_PG_DB="$DST"
-  "$APP/scripts/restore.sh" --yes "$backup" >"$T/restore.out" 2>&1
-  local rc=$?
-  cat "$T/restore.out"
-  assert_eq "$rc" 0 "restore.sh exit code"
+  ops restore --yes "$backup"
+  assert_eq "$RC" 0 "restore.sh exit code"
   assert_order "$LOGF" "EVENT exec postgres pg_restore -U $FAKE_PG_USER -d ${DST}_restore --no-owner --exit-on-error --single-transaction" "EVENT stop api"
   assert_order "$LOGF" "EVENT stop worker" "EVENT exec postgres psql -X -q -v ON_ERROR_STOP=1 -U $FAKE_PG_USER -d postgres --single-transaction"
   assert_order "$LOGF" "EVENT stop worker" "EVENT up api"
   assert_file_contains "$LOGF" "count-rows --database ${DST}_restore"
-  assert_file_contains "$T/restore.out" "RESTORED $backup (postgres)"
+  assert_file_contains "$T/out" "RESTORED $backup (postgres)"
   assert_eq "$(pgq "$PG_ADMIN_URL" "SELECT count(*) FROM pg_database WHERE datname LIKE '${DST}\\_pre\\_restore\\_%'")" 1 "the replaced (empty) database is kept"
 
   local restored_n
   restored_n="$(pgq "$DST_URL" 'SELECT count(*) FROM item')"
-  grep -Eq "^item +$restored_n\$" "$T/restore.out" || failf "restore.sh did not print item $restored_n"
-  grep -Eq '^user +1$' "$T/restore.out" || failf "restore.sh did not print user 1"
+  grep -Eq "^item +$restored_n\$" "$T/out" || failf "restore.sh did not print item $restored_n"
+  grep -Eq '^user +1$' "$T/out" || failf "restore.sh did not print user 1"
   assert_restored_rows pg "$SRC_URL" "$DST_URL"
   # Integrity: the same schema (tables, keys, indexes, constraints) as the
   # source, no orphans, the same recorded migrations, and the api accepts it.
@@ -425,19 +419,17 @@ case_4_postgres_restore_refuses_a_corrupt_dump_and_keeps_the_database() {
 
   pgq "$SRC_URL" "INSERT INTO item (description, title, owner_id, id, created_at) VALUES (NULL, 'after the backup', '$OWNER_UUID', gen_random_uuid(), NULL)" >/dev/null
   local fp_sql='SELECT count(*) || $$ $$ || md5(string_agg(id::text || title || coalesce(description, $$$$), $$,$$ ORDER BY id)) FROM item'
-  local before f rc refused=()
+  local before f refused=()
   before="$(pgq "$SRC_URL" "$fp_sql")"
   for f in "$bad"/*.dump; do
     : >"$LOGF"
-    "$APP/scripts/restore.sh" --yes "$f" >"$T/restore.out" 2>&1
-    rc=$?
-    cat "$T/restore.out"
-    assert_ne "$rc" 0 "restore.sh exit code for $(basename "$f")"
-    assert_file_lacks "$T/restore.out" "RESTORED"
+    ops restore --yes "$f"
+    assert_ne "$RC" 0 "restore.sh exit code for $(basename "$f")"
+    assert_file_lacks "$T/out" "RESTORED"
     assert_file_lacks "$LOGF" "EVENT stop"
     assert_eq "$(pgq "$SRC_URL" "$fp_sql")" "$before" "rows of the live database after refusing $(basename "$f")"
     assert_eq "$(pgq "$PG_ADMIN_URL" "SELECT count(*) FROM pg_database WHERE datname LIKE '${SRC}\\_pre\\_restore\\_%'")" 0 "no swap happened"
-    refused+=("$(basename "$f"): $(grep -o 'ERROR: .*' "$T/restore.out" | head -n 1)")
+    refused+=("$(basename "$f"): $(grep -o 'ERROR: .*' "$T/out" | head -n 1)")
   done
   assert_eq "$(awk '$2 == "api" || $2 == "worker" { print $4 }' "$STATE/containers" | sort -u)" running "api and worker never stopped"
   echo "REPORT Postgres: 2 corrupt dumps refused (truncated, random bytes) before api and worker were stopped; the live database unchanged ($before)"
@@ -462,10 +454,8 @@ case_5_postgres_restore_over_the_live_database_keeps_the_old_one() {
     [[ "$(pgq "$PG_ADMIN_URL" "SELECT count(*) FROM pg_stat_activity WHERE datname = '$SRC' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()")" == 1 ]] && break
     sleep 0.05
   done
-  "$APP/scripts/restore.sh" --yes "$backup" >"$T/restore.out" 2>&1
-  local rc=$?
-  cat "$T/restore.out"
-  assert_eq "$rc" 0 "restore.sh exit code"
+  ops restore --yes "$backup"
+  assert_eq "$RC" 0 "restore.sh exit code"
   wait "$STRAGGLER"
   STRAGGLER=""
   assert_file_contains "$T/straggler.out" "terminat"

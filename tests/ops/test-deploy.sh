@@ -24,13 +24,6 @@ setup_app() {
   export PATH="$FAKES_DIR:$PATH" FAKE_STATE_DIR="$STATE" FAKE_DOCKER_LOG="$LOGF"
   export HEALTH_POLL_INTERVAL=0.1 WORKER_WAIT_TIMEOUT=10 HEALTH_WAIT_TIMEOUT=10
 }
-# ops SCRIPT ARGS...: $APP/scripts/SCRIPT.sh ARGS, its output kept in $T/out
-# and shown, its exit code in RC.
-ops() {
-  "$APP/scripts/$1.sh" "${@:2}" >"$T/out" 2>&1
-  RC=$?
-  cat "$T/out"
-}
 running() { awk '$4 == "running" { print $1 }' "$STATE/containers" | sort | tr '\n' ' '; }
 last_history() { tail -n 1 "$APP/deploy-history" | cut -f2,3; }
 
