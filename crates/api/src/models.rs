@@ -532,6 +532,12 @@ mod timestamp {
             times.push(Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap());
             times.push(DateTime::<Utc>::MIN_UTC);
             times.push(DateTime::<Utc>::MAX_UTC);
+            times.push(
+                Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap() + chrono::Duration::nanoseconds(999_999_999),
+            );
+            let leap_second =
+                chrono::NaiveDate::from_ymd_opt(2016, 12, 31).unwrap().and_hms_nano_opt(23, 59, 59, 1_500_000_000);
+            times.push(leap_second.unwrap().and_utc());
             times.push(Utc.with_ymd_and_hms(-1, 12, 31, 23, 59, 59).unwrap());
             times.push(Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap());
             // a spread of instants over the years 0-9999 with every kind of fraction

@@ -17,8 +17,10 @@
 //! looked at), the signature compared in constant time before the claims are
 //! read, `exp` required and `nbf` checked with [`LEEWAY_SECONDS`] of
 //! clock-skew allowance, both read as "NumericDate" (an integer, or a float
-//! rounded to whole seconds: the template's float `exp`), and any `aud` claim
-//! rejected, as PyJWT does when no audience is expected.
+//! rounded to whole seconds: the template's float `exp`). Any `aud` claim is
+//! refused, as PyJWT refuses a non-empty one when no audience is expected
+//! (stricter than both for empty or malformed ones, which no token of ours
+//! or the template's carries).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -95,23 +97,23 @@ impl Kind {
     }
 }
 
-/// The JOSE header: only `alg` matters; other members are ignored, as
-/// jsonwebtoken and PyJWT ignore them.
+/// The JOSE header: only `alg` is read. Other members are not looked at
+/// (jsonwebtoken and PyJWT check the types of some, such as `kid`); a header
+/// is covered by the signature, so only a holder of the key can set them.
 #[derive(Deserialize)]
 struct JoseHeader<'a> {
     #[serde(borrow)]
     alg: Cow<'a, str>,
 }
 
-/// The claims read back, borrowed from the decoded payload where JSON allows.
+/// The claims read back.
 #[derive(Deserialize)]
-struct Claims<'a> {
+struct Claims {
     #[serde(default, deserialize_with = "numeric_date")]
     exp: Option<u64>,
     #[serde(default, deserialize_with = "numeric_date")]
     nbf: Option<u64>,
-    #[serde(borrow)]
-    sub: Option<Cow<'a, str>>,
+    sub: Option<String>,
     aud: Option<IgnoredAny>,
 }
 
@@ -178,8 +180,8 @@ impl TokenKeys {
             return Err("algorithm is not HS256");
         }
 
-        // An HS256 signature is 32 bytes; room for more so that a longer one
-        // fails the comparison rather than the decoding.
+        // An HS256 signature is 32 bytes; a longer one up to 64 fails the
+        // comparison, one longer still the decoding.
         let mut sig = [0u8; 64];
         let sig_len = URL_SAFE_NO_PAD.decode_slice(signature, &mut sig).map_err(|_| "signature is not base64url")?;
         let mut mac = self.0.verifying.clone();
@@ -201,7 +203,7 @@ impl TokenKeys {
             (Kind::Reset, None) => return Err("nbf is missing"),
             _ => {}
         }
-        claims.sub.map(Cow::into_owned).ok_or("sub is missing")
+        claims.sub.ok_or("sub is missing")
     }
 }
 
