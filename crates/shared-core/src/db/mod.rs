@@ -302,11 +302,13 @@ impl Db {
         matches!(self.pool, Pool::Sqlite { read_only: true, .. })
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write
-    /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
-    /// first and writes later can fail with "database is locked" without
-    /// waiting, because SQLite cannot upgrade its lock while another writer
-    /// holds one; taking it first makes it wait its turn (busy_timeout).
+    /// Begins a transaction that will write. On SQLite it waits for this
+    /// process's turn ([`Db::sqlite_turn`]) and then takes the write lock up
+    /// front (`BEGIN IMMEDIATE`): a deferred transaction that reads first and
+    /// writes later can fail with "database is locked" without waiting,
+    /// because SQLite cannot upgrade its lock while another writer holds one;
+    /// taking it first makes it wait for another process's writer
+    /// (busy_timeout).
     pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         self.health.check()?;
         // The turn is waited for outside the health guard: a queue of
