@@ -2,11 +2,12 @@
 //! into the contract's `{"detail": ...}` body with the right status, and never
 //! carries an internal message (database text, file paths) to the client.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
+
+use crate::json::Json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

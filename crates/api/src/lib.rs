@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 pub mod healthcheck;
+pub mod json;
 pub mod metrics;
 pub mod middleware;
 pub mod models;

@@ -5,7 +5,6 @@
 
 use std::panic::AssertUnwindSafe;
 
-use axum::Json;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -14,6 +13,7 @@ use futures_util::FutureExt;
 use serde_json::json;
 
 use super::request_id;
+use crate::json::Json;
 
 pub async fn catch_panic(request: Request, next: Next) -> Response {
     let request_id = request_id::of(&request).to_owned();

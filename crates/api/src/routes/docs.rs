@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::header;
-use axum::response::{Html, IntoResponse, Json, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use utoipa::openapi::OpenApi;
+
+use crate::json::Json;
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 

@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -12,6 +11,7 @@ use serde_json::json;
 
 use shared_core::db::migrate;
 
+use crate::json::Json;
 use crate::rate_limit::RedisHealth;
 use crate::state::AppState;
 

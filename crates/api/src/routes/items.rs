@@ -1,6 +1,5 @@
 //! Tag `items`: a user sees and changes only their own; a superuser, all.
 
-use axum::Json;
 use axum::extract::State;
 use shared_core::db::items::{self, Item, ItemChanges};
 use shared_core::db::users::User;
@@ -12,6 +11,7 @@ use crate::extract::auth::CurrentUser;
 use crate::extract::body::JsonBody;
 use crate::extract::path::PathId;
 use crate::extract::query::Paging;
+use crate::json::Json;
 use crate::models::{ItemCreate, ItemPublic, ItemUpdate, ItemsPublic, Message};
 use crate::state::AppState;
 

@@ -1,7 +1,6 @@
 //! Tag `jobs` (contract Part B): durable background work run by the worker.
 //! Owners see and cancel their own jobs; superusers, everyone's.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +16,7 @@ use crate::extract::auth::CurrentUser;
 use crate::extract::body::JsonBody;
 use crate::extract::path::PathId;
 use crate::extract::query::{Paging, QueryParams};
+use crate::json::Json;
 use crate::models::{HTTPValidationError, JobCreate, JobPublic, JobsPublic};
 use crate::state::AppState;
 

@@ -1,6 +1,5 @@
 //! Tag `login`: tokens and password recovery.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{Html, IntoResponse, Response};
@@ -18,6 +17,7 @@ use crate::extract::body::JsonBody;
 use crate::extract::client::ClientAddress;
 use crate::extract::form::LoginForm;
 use crate::extract::path::PathText;
+use crate::json::Json;
 use crate::models::{LoginFormBody, Message, NewPassword, Token, UserPublic};
 use crate::state::AppState;
 

@@ -1,12 +1,12 @@
 //! Tag `private`: development helpers, routed only when ENVIRONMENT=local.
 
-use axum::Json;
 use axum::extract::State;
 use shared_core::db::users::NewUser;
 
 use super::responses::Invalid;
 use crate::error::ApiError;
 use crate::extract::body::JsonBody;
+use crate::json::Json;
 use crate::models::{PrivateUserCreate, UserPublic};
 use crate::state::AppState;
 

@@ -1,6 +1,5 @@
 //! Tag `users`.
 
-use axum::Json;
 use axum::extract::State;
 use shared_core::auth::password::Verified;
 use shared_core::db::users::{self, NewUser, User, UserChanges};
@@ -12,6 +11,7 @@ use crate::extract::auth::{CurrentSuperuser, CurrentUser};
 use crate::extract::body::JsonBody;
 use crate::extract::path::PathId;
 use crate::extract::query::Paging;
+use crate::json::Json;
 use crate::models::{
     Message, UpdatePassword, UserCreate, UserPublic, UserRegister, UserUpdate, UserUpdateMe, UsersPublic,
 };

@@ -1,6 +1,5 @@
 //! Tag `utils`.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
@@ -11,6 +10,7 @@ use crate::error::{ApiError, ValidationIssue};
 use crate::extract::auth::CurrentSuperuser;
 use crate::extract::fields::normalise_email;
 use crate::extract::query::QueryParams;
+use crate::json::Json;
 use crate::models::Message;
 use crate::notify;
 use crate::state::AppState;
