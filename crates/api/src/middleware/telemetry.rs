@@ -5,11 +5,15 @@
 //! also carries the path asked for: "unmatched" alone does not say what was
 //! missing.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{LazyLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Gauge, Histogram};
 use tracing::Instrument;
 
 use super::request_id;
@@ -22,7 +26,7 @@ const UNMATCHED: &str = "unmatched";
 const LOGGED_PATH_MAX: usize = 200;
 
 pub async fn observe(request: Request, next: Next) -> Response {
-    let method = request.method().to_string();
+    let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED, |p| p.as_str()).to_owned();
     let request_id = request_id::of(&request).to_owned();
     let path = request.uri().path().to_owned();
@@ -59,10 +63,41 @@ pub async fn observe(request: Request, next: Next) -> Response {
     );
     finished.in_scope(|| tracing::info!("request finished"));
 
-    let labels = [("method", method), ("route", route), ("status", status.to_string())];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+    record(&method, &route, status, latency);
     response
+}
+
+/// One series of the request metrics: a method, a route and a status.
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+}
+
+/// Each series' handles, looked up in the recorder once. The recorder's own
+/// lookup (`counter!` with labels) builds the series' key, three label
+/// strings and a hash, on every call: a tenth of a `/healthz` request.
+static SERIES: LazyLock<RwLock<HashMap<(Method, u16), ByRoute>>> = LazyLock::new(Default::default);
+
+/// The series of one method and status, by route template.
+type ByRoute = HashMap<Box<str>, Series>;
+
+fn record(method: &Method, route: &str, status: u16, latency: Duration) {
+    let key = (method.clone(), status);
+    let seen = SERIES.read().unwrap_or_else(PoisonError::into_inner);
+    if let Some(series) = seen.get(&key).and_then(|routes| routes.get(route)) {
+        series.requests.increment(1);
+        series.duration.record(latency.as_secs_f64());
+        return;
+    }
+    drop(seen);
+    let labels = [("method", method.to_string()), ("route", route.to_owned()), ("status", status.to_string())];
+    let series = Series {
+        requests: metrics::counter!("http_requests_total", &labels),
+        duration: metrics::histogram!("http_request_duration_seconds", &labels),
+    };
+    series.requests.increment(1);
+    series.duration.record(latency.as_secs_f64());
+    SERIES.write().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().insert(route.into(), series);
 }
 
 fn truncated(path: &str) -> &str {
@@ -76,15 +111,19 @@ fn truncated(path: &str) -> &str {
 /// the request future is dropped half-way.
 struct InFlight;
 
+/// Looked up once, as the series above are. The recorder is installed at
+/// start-up (`shared_core::metrics::recorder`), before any request.
+static IN_FLIGHT: LazyLock<Gauge> = LazyLock::new(|| metrics::gauge!("http_requests_in_flight"));
+
 impl InFlight {
     fn enter() -> Self {
-        metrics::gauge!("http_requests_in_flight").increment(1.0);
+        IN_FLIGHT.increment(1.0);
         Self
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+        IN_FLIGHT.decrement(1.0);
     }
 }
