@@ -2,16 +2,22 @@
 //! 413, the timeout's 408, a missing content type's 415) come with plain-text
 //! or empty bodies. Clients of the contract expect `{"detail": ...}` on every
 //! error, so any non-JSON error body is replaced here.
+//!
+//! A plain function over the response (tower's `MapResponseLayer`), not an
+//! axum `from_fn` middleware: that one clones and boxes the whole stack
+//! below it and boxes its own future, on every request.
 
-use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
+use tower::util::MapResponseLayer;
 
 use crate::error::detail;
 
-pub async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+pub fn layer() -> MapResponseLayer<fn(Response) -> Response> {
+    MapResponseLayer::new(json_errors)
+}
+
+fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

@@ -51,7 +51,7 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
             .layer(axum::middleware::from_fn_with_state(tasks.clone(), run_to_completion::run_to_completion))
             .option_layer(error_reporting::scope_layers())
             .layer(request_id::layers())
-            .layer(axum::middleware::from_fn(json_errors::json_errors))
+            .layer(json_errors::layer())
             .layer(security_headers::layers()),
     )
 }
