@@ -38,7 +38,7 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
     let routed = router.layer(
         ServiceBuilder::new()
             .option_layer(error_reporting::tag_layer())
-            .layer(axum::middleware::from_fn(telemetry::observe))
+            .layer(telemetry::ObserveLayer)
             .layer(cors(&http.cors_origins))
             .layer(axum::middleware::from_fn(panic::catch_panic))
             .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout))

@@ -6,15 +6,19 @@
 //! missing.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{LazyLock, PoisonError, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Gauge, Histogram};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 use super::request_id;
 
@@ -25,46 +29,119 @@ const UNMATCHED: &str = "unmatched";
 /// Enough of a path to recognise it; a scanner's 8 KiB path stays out of the log.
 const LOGGED_PATH_MAX: usize = 200;
 
-pub async fn observe(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED, |p| p.as_str()).to_owned();
-    let request_id = request_id::of(&request).to_owned();
-    let path = request.uri().path().to_owned();
-    // The span the handler's own log lines carry. Fields given as `&str`
-    // are written as they are; `%` would run each through the formatter.
-    let handling = tracing::info_span!(
-        "request",
-        method = method.as_str(),
-        route = route.as_str(),
-        request_id = request_id.as_str()
-    );
+/// The telemetry layer, around every route. A tower layer of its own rather
+/// than an axum `from_fn` middleware: that one clones and boxes the whole
+/// stack below it and boxes its own future, on every request.
+#[derive(Clone, Copy)]
+pub struct ObserveLayer;
 
-    let started = Instant::now();
-    let in_flight = InFlight::enter();
-    let response = next.run(request).instrument(handling).await;
-    drop(in_flight);
-    let latency = started.elapsed();
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
 
-    let status = response.status().as_u16();
-    // Hundredths of a millisecond: finer digits are noise, not information.
-    let latency_ms = (latency.as_secs_f64() * 100_000.0).round() / 100.0;
-    // The closing line gets a span of its own with every field at once:
-    // recording status and latency on the handling span would re-format
-    // its JSON fields on each record, a seventh of a /healthz request.
-    let path = (status == 404).then(|| truncated(&path));
-    let finished = tracing::info_span!(
-        "request",
-        method = method.as_str(),
-        route = route.as_str(),
-        request_id = request_id.as_str(),
-        status,
-        latency_ms,
-        path
-    );
-    finished.in_scope(|| tracing::info!("request finished"));
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe { inner }
+    }
+}
 
-    record(&method, &route, status, latency);
-    response
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Observed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Started {
+            method: request.method().clone(),
+            route: request.extensions().get::<MatchedPath>().map_or(UNMATCHED, |p| p.as_str()).to_owned(),
+            request_id: request_id::of(&request).to_owned(),
+            path: request.uri().path().to_owned(),
+            at: Instant::now(),
+            in_flight: InFlight::enter(),
+        };
+        // The span the handler's own log lines carry. Fields given as `&str`
+        // are written as they are; `%` would run each through the formatter.
+        let handling = tracing::info_span!(
+            "request",
+            method = started.method.as_str(),
+            route = started.route.as_str(),
+            request_id = started.request_id.as_str()
+        );
+        let response = handling.in_scope(|| self.inner.call(request)).instrument(handling);
+        Observed { response, started: Some(started) }
+    }
+}
+
+pin_project! {
+    /// A request on its way through the route; its line and metrics are
+    /// written when the response is ready. Dropped half-way (the client went
+    /// away), it writes neither, and the in-flight gauge goes back down.
+    pub struct Observed<F> {
+        #[pin]
+        response: Instrumented<F>,
+        started: Option<Started>,
+    }
+}
+
+impl<F, E> Future for Observed<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.response.poll(cx));
+        if let (Ok(response), Some(started)) = (&result, this.started.take()) {
+            started.finish(response.status().as_u16());
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// What is known of a request when it arrives.
+struct Started {
+    method: Method,
+    route: String,
+    request_id: String,
+    path: String,
+    at: Instant,
+    in_flight: InFlight,
+}
+
+impl Started {
+    /// The access log line and the request metrics.
+    fn finish(self, status: u16) {
+        drop(self.in_flight);
+        let latency = self.at.elapsed();
+        // Hundredths of a millisecond: finer digits are noise, not information.
+        let latency_ms = (latency.as_secs_f64() * 100_000.0).round() / 100.0;
+        // The closing line gets a span of its own with every field at once:
+        // recording status and latency on the handling span would re-format
+        // its JSON fields on each record, a seventh of a /healthz request.
+        let path = (status == 404).then(|| truncated(&self.path));
+        let finished = tracing::info_span!(
+            "request",
+            method = self.method.as_str(),
+            route = self.route.as_str(),
+            request_id = self.request_id.as_str(),
+            status,
+            latency_ms,
+            path
+        );
+        finished.in_scope(|| tracing::info!("request finished"));
+        record(&self.method, &self.route, status, latency);
+    }
 }
 
 /// One series of the request metrics: a method, a route and a status.
