@@ -40,7 +40,7 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
             .option_layer(error_reporting::tag_layer())
             .layer(telemetry::ObserveLayer)
             .layer(cors(&http.cors_origins))
-            .layer(axum::middleware::from_fn(panic::catch_panic))
+            .layer(panic::CatchPanicLayer)
             .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout))
             .layer(DefaultBodyLimit::max(http.max_body_bytes))
             .layer(RequestBodyLimitLayer::new(http.max_body_bytes)),
