@@ -73,6 +73,9 @@ async fn metrics_are_private_and_counted_by_route_template(backend: Backend) {
         app.http.get(app.url("/api/v1/utils/health-check/")).send().await.unwrap();
     }
     app.http.get(app.url("/no/such/route")).send().await.unwrap();
+    // A method of the client's own invention is not a series of its own.
+    let invented = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
+    app.http.request(invented, app.url("/no/such/route")).send().await.unwrap();
 
     let public = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(public.status(), 404, "metrics must not be on the public listener");
@@ -88,6 +91,8 @@ async fn metrics_are_private_and_counted_by_route_template(backend: Backend) {
     assert!(count >= 3.0, "{line}");
     assert!(text.contains(r#"route="unmatched",status="404""#), "unknown paths share one label:\n{text}");
     assert!(!text.contains("/no/such/route"));
+    assert!(text.contains(r#"method="OTHER",route="unmatched",status="404""#), "{text}");
+    assert!(!text.contains("FROBNICATE"), "{text}");
     assert!(text.contains("http_request_duration_seconds_bucket"));
     assert!(text.contains("http_requests_in_flight"));
     assert!(text.contains(&format!(r#"db_pool_connections{{backend="{}",state="idle"}}"#, backend.as_str())));

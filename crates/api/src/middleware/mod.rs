@@ -27,6 +27,9 @@ use shared_core::config::HttpSettings;
 pub use run_to_completion::RequestTasks;
 
 pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Router {
+    // The request metrics keep the recorder's handles from a series' first
+    // request on (`telemetry`), so the recorder is in place before any.
+    shared_core::metrics::recorder();
     // Each group is one layer. `Router::layer` boxes every service it
     // wraps, and a request clones its route's stack, box by box: added one
     // by one, these layers made 43 boxed clones per /healthz request (a

@@ -3,7 +3,9 @@
 //! `CatchPanicLayer` hands its handler the panic payload only, not the
 //! request, so it cannot put the request id in the body.) A tower layer of
 //! its own rather than an axum `from_fn` middleware, which clones and boxes
-//! the stack below it on every request.
+//! the stack below it on every request. A panic while the route's future is
+//! made is caught as well as one while it runs, as `from_fn` did (it made
+//! the future inside its own).
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
