@@ -41,9 +41,9 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
     let routed = router.layer(
         ServiceBuilder::new()
             .option_layer(error_reporting::tag_layer())
-            .layer(telemetry::ObserveLayer)
+            .layer_fn(telemetry::Observe::new)
             .layer(cors(&http.cors_origins))
-            .layer(panic::CatchPanicLayer)
+            .layer_fn(panic::CatchPanic::new)
             .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout))
             .layer(DefaultBodyLimit::max(http.max_body_bytes))
             .layer(RequestBodyLimitLayer::new(http.max_body_bytes)),

@@ -21,25 +21,21 @@ use futures_util::FutureExt;
 use futures_util::future::CatchUnwind;
 use pin_project_lite::pin_project;
 use serde_json::json;
-use tower::{Layer, Service};
+use tower::Service;
+use tower_http::request_id::RequestId;
 
 use super::request_id;
 use crate::json::Json;
 
-#[derive(Clone, Copy)]
-pub struct CatchPanicLayer;
-
-impl<S> Layer<S> for CatchPanicLayer {
-    type Service = CatchPanic<S>;
-
-    fn layer(&self, inner: S) -> CatchPanic<S> {
-        CatchPanic { inner }
-    }
-}
-
 #[derive(Clone)]
 pub struct CatchPanic<S> {
     inner: S,
+}
+
+impl<S> CatchPanic<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
 }
 
 impl<S, B> Service<Request> for CatchPanic<S>
@@ -57,7 +53,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let request_id = request_id::of(&request).to_owned();
+        let request_id = request_id::kept(&request);
         let response = match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(response) => Some(AssertUnwindSafe(response).catch_unwind()),
             Err(payload) => {
@@ -76,7 +72,7 @@ pin_project! {
     pub struct Caught<F> {
         #[pin]
         response: Option<CatchUnwind<AssertUnwindSafe<F>>>,
-        request_id: String,
+        request_id: Option<RequestId>,
     }
 }
 
@@ -91,13 +87,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(response) = this.response.as_pin_mut() else {
-            return Poll::Ready(Ok(internal_error(this.request_id)));
+            return Poll::Ready(Ok(internal_error(this.request_id.as_ref())));
         };
         Poll::Ready(match std::task::ready!(response.poll(cx)) {
             Ok(result) => result.map(|response| response.map(Body::new)),
             Err(payload) => {
                 log_panic(&*payload);
-                Ok(internal_error(this.request_id))
+                Ok(internal_error(this.request_id.as_ref()))
             }
         })
     }
@@ -112,7 +108,7 @@ fn log_panic(payload: &(dyn Any + Send)) {
     tracing::error!(panic = %message, "handler panicked");
 }
 
-fn internal_error(request_id: &str) -> Response {
-    let body = json!({ "detail": "Internal Server Error", "request_id": request_id });
+fn internal_error(request_id: Option<&RequestId>) -> Response {
+    let body = json!({ "detail": "Internal Server Error", "request_id": request_id::text(request_id) });
     (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
 }

@@ -28,7 +28,18 @@ pub fn layers() -> Layers {
 
 /// The request's id as text ("" outside the request id layers).
 pub fn of(request: &Request) -> &str {
-    request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or_default()
+    text(request.extensions().get::<RequestId>())
+}
+
+/// The request's id, kept for when the request has been handed on: a
+/// reference to the same bytes, not a copy.
+pub fn kept(request: &Request) -> Option<RequestId> {
+    request.extensions().get::<RequestId>().cloned()
+}
+
+/// A kept id as text ("" for none).
+pub fn text(id: Option<&RequestId>) -> &str {
+    id.and_then(|id| id.header_value().to_str().ok()).unwrap_or_default()
 }
 
 fn drop_unfit_caller_id(mut request: Request) -> Request {

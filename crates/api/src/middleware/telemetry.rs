@@ -12,11 +12,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
+use axum::http::{Method, Uri};
 use axum::response::Response;
 use metrics::{Counter, Gauge, Histogram};
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Service;
+use tower_http::request_id::RequestId;
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
@@ -29,23 +30,18 @@ const UNMATCHED: &str = "unmatched";
 /// Enough of a path to recognise it; a scanner's 8 KiB path stays out of the log.
 const LOGGED_PATH_MAX: usize = 200;
 
-/// The telemetry layer, around every route. A tower layer of its own rather
-/// than an axum `from_fn` middleware: that one clones and boxes the whole
-/// stack below it and boxes its own future, on every request.
-#[derive(Clone, Copy)]
-pub struct ObserveLayer;
-
-impl<S> Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-
-    fn layer(&self, inner: S) -> Observe<S> {
-        Observe { inner }
-    }
-}
-
+/// The telemetry service, around every route. A tower service of its own
+/// rather than an axum `from_fn` middleware: that one clones and boxes the
+/// whole stack below it and boxes its own future, on every request.
 #[derive(Clone)]
 pub struct Observe<S> {
     inner: S,
+}
+
+impl<S> Observe<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
 }
 
 impl<S> Service<Request> for Observe<S>
@@ -61,11 +57,12 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        // Kept by reference count, not copied: the path is logged only for a 404.
         let started = Started {
             method: request.method().clone(),
-            route: request.extensions().get::<MatchedPath>().map_or(UNMATCHED, |p| p.as_str()).to_owned(),
-            request_id: request_id::of(&request).to_owned(),
-            path: request.uri().path().to_owned(),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            request_id: request_id::kept(&request),
+            uri: request.uri().clone(),
             at: Instant::now(),
             in_flight: InFlight::enter(),
         };
@@ -74,8 +71,8 @@ where
         let handling = tracing::info_span!(
             "request",
             method = started.method.as_str(),
-            route = started.route.as_str(),
-            request_id = started.request_id.as_str()
+            route = started.route(),
+            request_id = request_id::text(started.request_id.as_ref())
         );
         let response = handling.in_scope(|| self.inner.call(request)).instrument(handling);
         Observed { response, started: Some(started) }
@@ -114,35 +111,41 @@ where
 /// What is known of a request when it arrives.
 struct Started {
     method: Method,
-    route: String,
-    request_id: String,
-    path: String,
+    route: Option<MatchedPath>,
+    request_id: Option<RequestId>,
+    uri: Uri,
     at: Instant,
     in_flight: InFlight,
 }
 
 impl Started {
+    fn route(&self) -> &str {
+        route(self.route.as_ref())
+    }
+
     /// The access log line and the request metrics.
     fn finish(self, status: u16) {
-        drop(self.in_flight);
-        let latency = self.at.elapsed();
+        let Self { method, route: matched, request_id, uri, at, in_flight } = self;
+        drop(in_flight);
+        let route = route(matched.as_ref());
+        let latency = at.elapsed();
         // Hundredths of a millisecond: finer digits are noise, not information.
         let latency_ms = (latency.as_secs_f64() * 100_000.0).round() / 100.0;
         // The closing line gets a span of its own with every field at once:
         // recording status and latency on the handling span would re-format
         // its JSON fields on each record, a seventh of a /healthz request.
-        let path = (status == 404).then(|| truncated(&self.path));
+        let path = (status == 404).then(|| truncated(uri.path()));
         let finished = tracing::info_span!(
             "request",
-            method = self.method.as_str(),
-            route = self.route.as_str(),
-            request_id = self.request_id.as_str(),
+            method = method.as_str(),
+            route,
+            request_id = request_id::text(request_id.as_ref()),
             status,
             latency_ms,
             path
         );
         finished.in_scope(|| tracing::info!("request finished"));
-        record(&self.method, &self.route, status, latency);
+        record(&method, route, status, latency);
     }
 }
 
@@ -187,6 +190,11 @@ fn record(method: &Method, route: &str, status: u16, latency: Duration) {
 fn method_label(method: &Method) -> &'static str {
     const STANDARD: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
     STANDARD.into_iter().find(|name| *name == method.as_str()).unwrap_or("OTHER")
+}
+
+/// The route template, or one label for every path no route matched.
+fn route(matched: Option<&MatchedPath>) -> &str {
+    matched.map_or(UNMATCHED, MatchedPath::as_str)
 }
 
 fn truncated(path: &str) -> &str {
