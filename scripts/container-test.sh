@@ -11,7 +11,7 @@
 #     compose/compose.prod.yml up with two api replicas and measures the time
 #     to healthy; then, over HTTPS through Caddy: readiness, the security
 #     headers, signup, login, items, an export job done by the worker,
-#     /metrics not public (scripts/lib-https.sh, as the stack test); uid
+#     /metrics not public (scripts/lib-https.sh, as crates/api/tests/stack); uid
 #     10001, read-only root and no shell in api and worker, the data volume
 #     writable by uid 10001, no published port but Caddy's; the spread of
 #     requests over the two replicas; one replica replaced under load with 0

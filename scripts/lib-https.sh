@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# Checks over HTTPS through Caddy shared by scripts/stack-test.sh (the stack
-# as processes) and scripts/container-test.sh (the stack as containers):
-# counted checks, a curl client, the application's end-to-end checks and a
-# load generator for the zero-downtime measurements. Sourced, never run.
+# Checks over HTTPS through Caddy for scripts/container-test.sh (the stack
+# as containers; the same checks of the stack as processes are Rust, in
+# crates/api/tests/stack): counted checks, a curl client, the application's
+# end-to-end checks and a load generator for the zero-downtime
+# measurements. Sourced, never run.
 #
 # The caller sets T (a temp dir), CURRENT_RUN (the key the checks are
 # counted under), and before the HTTP helpers are used https_client PORT CA.

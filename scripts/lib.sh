@@ -4,7 +4,7 @@
 #
 # The first section (logging, apt_install, ports, waiting, stopping a
 # process) is also sourced by the development and test scripts:
-# check-static.sh, stack-test.sh, ci-deploy.sh, bench/common.sh, .ci/run,
+# check-static.sh, ci-deploy.sh, bench/common.sh, .ci/run,
 # tests/ops/lib.sh and tests/ops/run.sh. It depends on nothing of the server
 # layout below. (setup-server.sh is copied to a bare server on its own and
 # keeps its own few helpers.)

@@ -1,0 +1,117 @@
+//! A steady load through Caddy while the apis restart: streams of requests
+//! at a fixed rate, each on keep-alive connections of its own, every answer
+//! recorded. Zero downtime means every one of them is a 2xx.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use std::thread::JoinHandle;
+
+use serde_json::json;
+
+use super::edge::{Body, Edge, Reply};
+
+pub struct Sample {
+    pub stream: &'static str,
+    pub status: u16,
+    pub seconds: f64,
+    pub error: String,
+}
+
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    answered: Vec<Arc<AtomicUsize>>,
+    streams: Vec<JoinHandle<Vec<Sample>>>,
+}
+
+impl Load {
+    /// `streams` streams each of GET health-check and authenticated GET
+    /// items at `rate` per second, and one of POST items (not idempotent:
+    /// Caddy does not retry those once sent) at a quarter of that.
+    pub fn start(edge: &Edge, token: &str, streams: usize, rate: u32) -> Self {
+        let mut load = Self { stop: Arc::default(), answered: Vec::new(), streams: Vec::new() };
+        for _ in 0..streams {
+            load.stream(edge, "GET health-check", rate, |edge| edge.get("/api/v1/utils/health-check/"));
+            let token = token.to_owned();
+            load.stream(edge, "GET items", rate, move |edge| {
+                edge.call("GET", "/api/v1/items/", Some(&token), Body::Empty)
+            });
+        }
+        let token = token.to_owned();
+        load.stream(edge, "POST items", rate.div_ceil(4), move |edge| {
+            edge.call("POST", "/api/v1/items/", Some(&token), Body::Json(json!({"title": "written under load"})))
+        });
+        load
+    }
+
+    fn stream(
+        &mut self,
+        edge: &Edge,
+        name: &'static str,
+        rate: u32,
+        request: impl Fn(&Edge) -> Reply + Send + 'static,
+    ) {
+        let edge = edge.own_connections();
+        let (stop, answered) = (self.stop.clone(), Arc::new(AtomicUsize::new(0)));
+        self.answered.push(answered.clone());
+        self.streams.push(std::thread::spawn(move || {
+            let (mut samples, interval) = (Vec::new(), Duration::from_secs(1) / rate);
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let reply = request(&edge);
+                let error = if reply.status == 0 { reply.body } else { String::new() };
+                let seconds = started.elapsed().as_secs_f64();
+                samples.push(Sample { stream: name, status: reply.status, seconds, error });
+                answered.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(interval.saturating_sub(started.elapsed()));
+            }
+            samples
+        }));
+    }
+
+    /// The fewest requests any stream has had answered so far.
+    pub fn fewest_answered(&self) -> usize {
+        self.answered.iter().map(|n| n.load(Ordering::Relaxed)).min().unwrap_or(0)
+    }
+
+    pub fn stop(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.streams.into_iter().flat_map(|stream| stream.join().unwrap()).collect()
+    }
+}
+
+/// Prints the load's figures per kind of request and fails the test on any
+/// request that was not answered 2xx.
+pub fn report(samples: &[Sample]) {
+    let mut seconds: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
+    seconds.sort_by(f64::total_cmp);
+    let at = |q: f64| seconds.get(((seconds.len() as f64 * q) as usize).min(seconds.len().saturating_sub(1)));
+    println!(
+        "  load: {} requests, latency p50 {:.3}s p99 {:.3}s max {:.3}s",
+        samples.len(),
+        at(0.5).unwrap_or(&0.0),
+        at(0.99).unwrap_or(&0.0),
+        seconds.last().unwrap_or(&0.0)
+    );
+    let kinds: std::collections::BTreeSet<&str> = samples.iter().map(|s| s.stream).collect();
+    for kind in kinds {
+        let of_kind: Vec<&Sample> = samples.iter().filter(|s| s.stream == kind).collect();
+        let failed = of_kind.iter().filter(|s| !(200..300).contains(&s.status)).count();
+        let max = of_kind.iter().map(|s| s.seconds).fold(0.0, f64::max);
+        println!("        {kind:<18} {:6} sent {failed:4} failed  max {max:.3}s", of_kind.len());
+    }
+    assert!(!samples.is_empty(), "load: no request was sent");
+    let failed: Vec<String> = samples
+        .iter()
+        .filter(|s| !(200..300).contains(&s.status))
+        .map(|s| format!("{} -> {} {}", s.stream, s.status, s.error))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "load: {} of {} requests failed (non-2xx or no answer):\n{}",
+        failed.len(),
+        samples.len(),
+        failed.join("\n")
+    );
+}
