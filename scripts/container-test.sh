@@ -11,7 +11,7 @@
 #     compose/compose.prod.yml up with two api replicas and measures the time
 #     to healthy; then, over HTTPS through Caddy: readiness, the security
 #     headers, signup, login, items, an export job done by the worker,
-#     /metrics not public (scripts/lib-https.sh, as crates/api/tests/stack); uid
+#     /metrics not public (crates/api/tests/stack's edge checks); uid
 #     10001, read-only root and no shell in api and worker, the data volume
 #     writable by uid 10001, no published port but Caddy's; the spread of
 #     requests over the two replicas; one replica replaced under load with 0
@@ -86,9 +86,65 @@ T="$(mktemp -d "${TMPDIR:-/tmp}/container-test.XXXXXX")"
 BG_PIDS=()
 PROJECTS=() # "dir|compose args" of every stack brought up, for the cleanup
 
-# shellcheck source=scripts/lib-https.sh
-source "$ROOT/scripts/lib-https.sh"
-worker_log_tail() { docker compose "${DC_ARGS[@]}" logs --tail 10 worker 2>&1 || true; }
+# ---------------------------------------------------------------------------
+# counted checks
+
+declare -A R_PASS=() R_FAIL=() R_SPREAD=()
+CURRENT_RUN=""
+FAILURES=()
+LOAD_PIDS=()
+pass() { R_PASS[$CURRENT_RUN]=$((${R_PASS[$CURRENT_RUN]:-0} + 1)); printf '  ok    %s\n' "$*"; }
+fail() {
+  R_FAIL[$CURRENT_RUN]=$((${R_FAIL[$CURRENT_RUN]:-0} + 1))
+  FAILURES+=("$CURRENT_RUN: $1")
+  printf '  FAIL  %s\n' "$1"
+  if [[ -n "${2:-}" ]]; then printf '%s\n' "$2" | head -n 20 | sed 's/^/        /'; fi
+}
+# expect DESC ACTUAL EXPECTED [DETAIL]
+expect() {
+  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1 (expected $3, got $2)" "${4:-}"; fi
+}
+
+# ---------------------------------------------------------------------------
+# curl through Caddy: https://localhost:PORT with Caddy's internal CA
+
+# https_client HTTPS_PORT CA_FILE: where call sends requests (CA_FILE
+# empty: curl -k).
+https_client() {
+  BASE="https://localhost:$1"
+  CA_FILE="$2"
+  if [[ -n "$CA_FILE" ]]; then
+    CURL_TLS=(--cacert "$CA_FILE" --resolve "localhost:$1:127.0.0.1")
+  else
+    CURL_TLS=(-k --resolve "localhost:$1:127.0.0.1")
+  fi
+}
+
+# call METHOD PATH [curl args...]: through Caddy; sets CODE, writes BODY.
+BODY="$T/resp.body"
+call() {
+  local method="$1" path="$2"
+  shift 2
+  CODE="$(curl -sS -o "$BODY" -w '%{http_code}' -X "$method" --max-time 40 \
+    "${CURL_TLS[@]}" "$@" "$BASE$path" 2>"$T/curl.err")" || CODE="${CODE:-000}"
+  [[ -n "$CODE" ]] || CODE=000
+}
+jfield() { # KEY [FILE]: a top-level field of a JSON document
+  python3 -c 'import json, sys
+v = json.load(open(sys.argv[2])).get(sys.argv[1])
+print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))' "$1" "${2:-$BODY}" 2>/dev/null || true
+}
+direct_code() { # URL
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" 2>/dev/null || true
+}
+
+# The edge checks and the load through Caddy are the stack test's
+# (crates/api/tests/stack, module running), run against these containers:
+# its test binary, built here when cargo has not yet.
+EDGE_TEST="$(cargo test --workspace --locked --test stack --no-run 2>&1 | sed -n 's/^ *Executable .*(\(.*\))$/\1/p')" || true
+[[ -x "$EDGE_TEST" ]] || die "cannot build the stack test (cargo test --workspace --locked --test stack --no-run)"
+# edge_test NAME: that test against this run's Caddy (EDGE_* from prod_run).
+edge_test() { RUST_BACKTRACE=0 "$EDGE_TEST" --ignored --exact "$1" --nocapture --test-threads=1; }
 
 ENGINE="${CONTAINER_ENGINE:-}"
 cleanup() {
@@ -411,13 +467,23 @@ api_ids() { dc ps -q api | sed '/^$/d' | sort; }
 image_of() { docker inspect --format '{{.Config.Image}}' "$1" 2>/dev/null; }
 started_at() { docker inspect --format '{{.State.StartedAt}}' "$1" 2>/dev/null; }
 
-# load_phase NAME CMD...: CMD under load through Caddy; the load is counted
-# under NAME (0 failed requests expected). Sets PHASE_RC and PHASE_SECONDS.
-declare -A PHASE_SECONDS_OF=()
+# load_phase NAME CMD...: CMD under load through Caddy (the stack test's
+# load: LOAD_STREAMS streams each of GET health-check and GET items at
+# LOAD_RATE/s, one of POST items); the load is counted under NAME (0 failed
+# requests expected). Sets PHASE_RC and PHASE_SECONDS.
+declare -A PHASE_SECONDS_OF=() R_SENT=() R_FAILED=() R_NOTE=()
 load_phase() {
-  local name="$1" p0
+  local name="$1" p0 load_rc=0 summary i
   shift
-  start_load "$name"
+  rm -f "$T/load.stop"
+  edge_test load_through_a_running_edge >"$T/$name.load" 2>&1 &
+  LOAD_PIDS=($!)
+  for ((i = 0; i < 300; i++)); do
+    # libtest prints the test's name before its output, on the same line.
+    grep -q 'load started$' "$T/$name.load" && break
+    kill -0 "${LOAD_PIDS[0]}" 2>/dev/null || break
+    sleep 0.1
+  done
   sleep 3
   p0=$SECONDS
   PHASE_RC=0
@@ -425,12 +491,21 @@ load_phase() {
   PHASE_SECONDS=$((SECONDS - p0))
   PHASE_SECONDS_OF[$name]=$PHASE_SECONDS
   sleep 3
-  stop_load
+  touch "$T/load.stop"
+  wait "${LOAD_PIDS[0]}" || load_rc=$?
+  LOAD_PIDS=()
   printf '  %s (%ss, exit %s), load through Caddy:\n' "$name" "$PHASE_SECONDS" "$PHASE_RC"
-  load_report "$name"
-  # A failed request is only a status code in curl's line: what the api
+  # "  load: N requests, F failed, latency ...", then a line per kind.
+  summary="$(grep -m 1 '^  load: ' "$T/$name.load" || true)"
+  R_SENT[$name]="$(sed -n 's/^  load: \([0-9]*\) requests.*/\1/p' <<<"$summary")"
+  R_FAILED[$name]="$(sed -n 's/.* \([0-9]*\) failed, .*/\1/p' <<<"$summary")"
+  R_NOTE[$name]="${summary#*failed, }"
+  sed -n '/^  load: /p; /^        [A-Z]/p' "$T/$name.load" | sed 's/^/  /'
+  expect "load: every request answered 2xx (no connection error)" "$load_rc:${R_FAILED[$name]:-?}" 0:0 \
+    "$(tail -n 20 "$T/$name.load")"
+  # A failed request is only a status in the load's report: what the api
   # replicas (still running or stopped) and Caddy logged says why.
-  if ((R_FAILED[$name] > 0)); then
+  if ((${R_FAILED[$name]:-1} > 0)); then
     printf '        warnings and errors logged during %s:\n' "$name"
     dc logs --no-color --timestamps api caddy 2>&1 | grep -E '"level":"(WARN|ERROR|warn|error)"' | tail -n 15 |
       cut -c1-400 | sed 's/^/          /'
@@ -542,7 +617,15 @@ prod_run() {
   if [[ -s "$ca" ]]; then https_client "$https" "$ca"; else https_client "$https" ""; fi
   expect "Caddy's internal CA root copied out of the caddy-data volume" "$([[ -s "$ca" ]] && echo yes)" yes
 
-  https_app_checks "$(sed -n 's/^HSTS_MAX_AGE=//p' "$app/.env" | tail -n 1)" "$http" admin@example.com "$superuser_pw"
+  local hsts
+  hsts="$(sed -n 's/^HSTS_MAX_AGE=//p' "$app/.env" | tail -n 1)"
+  export EDGE_HTTPS_PORT="$https" EDGE_HTTP_PORT="$http" EDGE_CA_FILE="$ca" EDGE_SUPERUSER=admin@example.com \
+    EDGE_SUPERUSER_PASSWORD="$superuser_pw" EDGE_HSTS_MAX_AGE="$hsts" EDGE_LOAD_STREAMS="$LOAD_STREAMS" EDGE_LOAD_RATE="$LOAD_RATE" EDGE_LOAD_STOP="$T/load.stop"
+  rc=0
+  out="$(edge_test app_through_a_running_edge 2>&1)" || rc=$?
+  printf '%s\n' "$out" | grep '^  ok ' || true
+  expect "the edge and the app over HTTPS: readiness, security headers, HTTP redirect, signup, login, items CRUD, an export job by the worker, the superuser, /metrics 404" \
+    "$rc" 0 "$(printf '%s\n' "$out" | tail -n 20; dc logs --tail 10 worker 2>&1)"
 
   # -- the containers
   local id svc pid
@@ -598,7 +681,9 @@ prod_run() {
   if (($(served "$newest") > 0)); then pass "the new replica takes traffic ($(served "$newest") health-check requests)"; else fail "the new replica takes traffic"; fi
 
   # -- a kept item, for down/up
-  local auth=(-H "Authorization: Bearer $TOKEN")
+  call POST /api/v1/login/access-token --data-urlencode "username=admin@example.com" --data-urlencode "password=$superuser_pw"
+  expect "superuser login" "$CODE" 200 "$(cat "$BODY")"
+  local auth=(-H "Authorization: Bearer $(jfield access_token)")
   call POST /api/v1/items/ "${auth[@]}" -H 'Content-Type: application/json' --data '{"title":"kept across down and up"}'
   expect "POST an item to keep" "$CODE" 200 "$(cat "$BODY")"
 
@@ -610,11 +695,11 @@ prod_run() {
   expect "docker compose down" "$rc" 0 "$out"
   if up_healthy " again" "${services[@]}"; then UP_AGAIN_SECONDS[$run]="$UP_HEALTHY_SECONDS"; fi
   for ((i = 0; i < 30; i++)); do
-    call POST /api/v1/login/access-token --data-urlencode "username=$USER_EMAIL" --data-urlencode "password=$USER_PASSWORD"
+    call POST /api/v1/login/access-token --data-urlencode "username=admin@example.com" --data-urlencode "password=$superuser_pw"
     [[ "$CODE" == 200 ]] && break
     sleep 1
   done
-  expect "after down/up: the user signed up before logs in" "$CODE" 200 "$(cat "$BODY")"
+  expect "after down/up: the superuser logs in" "$CODE" 200 "$(cat "$BODY")"
   auth=(-H "Authorization: Bearer $(jfield access_token)")
   call GET '/api/v1/items/?limit=1000' "${auth[@]}"
   if [[ "$CODE" == 200 ]] && grep -q 'kept across down and up' "$BODY"; then

@@ -33,7 +33,7 @@ case_scripts_are_strict_and_executable() {
   cd "$REPO_ROOT" || exit 1
   local f
   for f in scripts/*.sh; do
-    # Sourced libraries (lib.sh, lib-https.sh) are neither run nor strict.
+    # Sourced libraries (lib.sh) are neither run nor strict.
     head -n 1 "$f" | grep -qx '# shellcheck shell=bash' && continue
     [[ -x "$f" ]] || failf "$f is not executable"
     grep -qx 'set -euo pipefail' "$f" || failf "$f lacks set -euo pipefail"

@@ -186,7 +186,7 @@ pub fn app_checks(edge: &Edge, hsts_max_age: &str, http_port: u16, superuser: (&
 }
 
 /// The login form as the frontend posts it; panics unless it succeeds.
-fn login(edge: &Edge, email: &str, password: &str) -> String {
+pub fn login(edge: &Edge, email: &str, password: &str) -> String {
     let reply = edge.call(
         "POST",
         "/api/v1/login/access-token",

@@ -4,19 +4,20 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::edge::{Body, Edge, Reply};
 
+/// One request of the load: its stream's kind, its status (0: no answer,
+/// `error` says why) and how long it took.
 pub struct Sample {
-    pub stream: &'static str,
-    pub status: u16,
-    pub seconds: f64,
-    pub error: String,
+    stream: &'static str,
+    status: u16,
+    seconds: f64,
+    error: String,
 }
 
 pub struct Load {
@@ -83,13 +84,16 @@ impl Load {
 
 /// Prints the load's figures per kind of request and fails the test on any
 /// request that was not answered 2xx.
+/// The first line is read by scripts/container-test.sh: keep its shape.
 pub fn report(samples: &[Sample]) {
+    let answered_2xx = |s: &Sample| (200..300).contains(&s.status);
     let mut seconds: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
     seconds.sort_by(f64::total_cmp);
     let at = |q: f64| seconds.get(((seconds.len() as f64 * q) as usize).min(seconds.len().saturating_sub(1)));
     println!(
-        "  load: {} requests, latency p50 {:.3}s p99 {:.3}s max {:.3}s",
+        "  load: {} requests, {} failed, latency p50 {:.3}s p99 {:.3}s max {:.3}s",
         samples.len(),
+        samples.iter().filter(|s| !answered_2xx(s)).count(),
         at(0.5).unwrap_or(&0.0),
         at(0.99).unwrap_or(&0.0),
         seconds.last().unwrap_or(&0.0)
@@ -97,14 +101,14 @@ pub fn report(samples: &[Sample]) {
     let kinds: std::collections::BTreeSet<&str> = samples.iter().map(|s| s.stream).collect();
     for kind in kinds {
         let of_kind: Vec<&Sample> = samples.iter().filter(|s| s.stream == kind).collect();
-        let failed = of_kind.iter().filter(|s| !(200..300).contains(&s.status)).count();
+        let failed = of_kind.iter().filter(|s| !answered_2xx(s)).count();
         let max = of_kind.iter().map(|s| s.seconds).fold(0.0, f64::max);
         println!("        {kind:<18} {:6} sent {failed:4} failed  max {max:.3}s", of_kind.len());
     }
     assert!(!samples.is_empty(), "load: no request was sent");
     let failed: Vec<String> = samples
         .iter()
-        .filter(|s| !(200..300).contains(&s.status))
+        .filter(|s| !answered_2xx(s))
         .map(|s| format!("{} -> {} {}", s.stream, s.status, s.error))
         .collect();
     assert!(

@@ -18,7 +18,9 @@
 //! and COMPOSE_BIN override them), dnsmasq, and the worker binary beside
 //! the api's (`cargo test --workspace` builds both), so it is ignored by
 //! default. .ci/run runs it:
-//!   cargo test --workspace --test stack -- --ignored --nocapture --test-threads=1
+//!   cargo test --workspace --test stack -- --ignored --exact postgres sqlite --nocapture --test-threads=1
+//! Its edge checks and its load also run against the containers of
+//! scripts/container-test.sh (`running`).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -30,6 +32,7 @@ mod load;
 mod process;
 mod replica;
 mod routing;
+mod running;
 mod tools;
 
 use std::net::{TcpListener, TcpStream};
@@ -62,6 +65,18 @@ fn postgres() {
 #[ignore = "needs Caddy, Compose and dnsmasq; run by .ci/run"]
 fn sqlite() {
     stack(Backend::Sqlite);
+}
+
+#[test]
+#[ignore = "run by scripts/container-test.sh against its containers"]
+fn app_through_a_running_edge() {
+    running::app_checks();
+}
+
+#[test]
+#[ignore = "run by scripts/container-test.sh against its containers"]
+fn load_through_a_running_edge() {
+    running::load_until_told();
 }
 
 fn stack(backend: Backend) {
