@@ -8,14 +8,17 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use common::{TestDb, http_client, on_both_backends, settings_for, spawn_app, spawn_app_with};
+use common::{TestDb, http_client, on_both_backends, settings_for, spawn_app, spawn_app_with, wait_until};
 use reqwest::header;
 use serde_json::{Value, json};
 use shared_core::db::Backend;
+use tokio::sync::Notify;
 
 on_both_backends!(
     unknown_routes_and_wrong_methods_answer_in_detail_shape,
@@ -119,11 +122,12 @@ async fn security_headers_are_on_every_response(backend: Backend) {
     app.shutdown().await;
 }
 
-/// Serves `routes` behind the app's real middleware stack on a random port.
-async fn serve_behind_middleware(routes: Router, timeout_secs: &str) -> (String, TestDb) {
+/// Serves `routes` behind the app's real middleware stack on a random port,
+/// with the settings in `env`.
+async fn serve_behind_middleware(routes: Router, env: &[(&str, &str)]) -> (String, TestDb) {
     let db = TestDb::new(Backend::Sqlite).await;
-    let settings = settings_for(&db, |env| {
-        env.insert("REQUEST_TIMEOUT_SECONDS".into(), timeout_secs.into());
+    let settings = settings_for(&db, |vars| {
+        vars.extend(env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
     });
     let tasks = api::middleware::RequestTasks::new(settings.http.max_in_flight_requests);
     let app = api::middleware::apply(routes, &settings.http, &tasks);
@@ -140,7 +144,7 @@ async fn boom() -> &'static str {
 #[tokio::test]
 async fn a_panicking_handler_becomes_a_json_500_and_the_server_keeps_serving() {
     let routes = Router::new().route("/boom", get(boom)).route("/fine", get(|| async { "fine" }));
-    let (url, _db) = serve_behind_middleware(routes, "30").await;
+    let (url, _db) = serve_behind_middleware(routes, &[]).await;
     let client = http_client();
 
     let response = client.get(format!("{url}/boom")).header("x-request-id", "panic-1").send().await.unwrap();
@@ -164,8 +168,42 @@ async fn a_request_over_the_timeout_gets_a_json_408() {
             "late"
         }),
     );
-    let (url, _db) = serve_behind_middleware(routes, "1").await;
+    let (url, _db) = serve_behind_middleware(routes, &[("REQUEST_TIMEOUT_SECONDS", "1")]).await;
     let response = http_client().get(format!("{url}/slow")).send().await.unwrap();
     assert_eq!(response.status(), 408);
     assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Request Timeout"}));
+}
+
+/// MAX_IN_FLIGHT_REQUESTS: a request beyond it waits for a slot and does
+/// not start before one is free; then it runs as any other.
+#[tokio::test]
+async fn a_request_beyond_the_in_flight_limit_waits_for_a_slot() {
+    let (release, started) = (Arc::new(Notify::new()), Arc::new(AtomicUsize::new(0)));
+    let count_start = |started: Arc<AtomicUsize>| move || started.fetch_add(1, Ordering::SeqCst);
+    let (hold_started, count_started) = (count_start(started.clone()), count_start(started.clone()));
+    let hold = {
+        let release = release.clone();
+        move || async move {
+            hold_started();
+            release.notified().await;
+            "held"
+        }
+    };
+    let count = move || async move {
+        count_started();
+        "counted"
+    };
+    let routes = Router::new().route("/hold", get(hold)).route("/count", get(count));
+    let (url, _db) = serve_behind_middleware(routes, &[("MAX_IN_FLIGHT_REQUESTS", "1")]).await;
+    let client = http_client();
+    let held = tokio::spawn(client.get(format!("{url}/hold")).send());
+    wait_until("/hold holds the only slot", Duration::from_secs(10), || async { started.load(Ordering::SeqCst) == 1 })
+        .await;
+    let waiting = tokio::spawn(client.get(format!("{url}/count")).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(started.load(Ordering::SeqCst), 1, "/count started while the only slot was taken");
+    release.notify_one();
+    assert_eq!(held.await.unwrap().unwrap().text().await.unwrap(), "held");
+    assert_eq!(waiting.await.unwrap().unwrap().text().await.unwrap(), "counted");
+    assert_eq!(started.load(Ordering::SeqCst), 2);
 }

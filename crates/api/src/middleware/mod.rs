@@ -49,9 +49,10 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
             .layer(RequestBodyLimitLayer::new(http.max_body_bytes)),
     );
     // Around the whole router, once: the router itself is one `Arc`.
+    let tasks = tasks.clone();
     Router::new().fallback_service(routed).layer(
         ServiceBuilder::new()
-            .layer(axum::middleware::from_fn_with_state(tasks.clone(), run_to_completion::run_to_completion))
+            .layer_fn(move |inner| run_to_completion::RunToCompletion::new(inner, tasks.clone()))
             .option_layer(error_reporting::scope_layers())
             .layer(request_id::layers())
             .layer(json_errors::layer())
