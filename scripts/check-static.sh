@@ -418,18 +418,18 @@ printf '%s\n' DOMAIN=localhost TLS_MODE=internal HTTP_PORT=8080 HTTPS_PORT=8443 
   CADDY_ADMIN=localhost:2999 >"$WORK/caddy-stack.env"
 echo "production caddy env: $(tr '\n' ' ' <"$WORK/caddy-prod.env")"
 echo "development caddy env: $(tr '\n' ' ' <"$WORK/caddy-dev.env")"
-echo "stack-test caddy env: $(tr '\n' ' ' <"$WORK/caddy-stack.env")"
+echo "stack test caddy env: $(tr '\n' ' ' <"$WORK/caddy-stack.env")"
 
 for bin in caddy "$CADDY_PROD"; do
   ver="$("$bin" version | cut -d' ' -f1)"
   check "caddy $ver validate: production env (ACME mode)" caddy_validate "$bin" "$WORK/caddy-prod.env"
   check "caddy $ver validate: development env (tls internal)" caddy_validate "$bin" "$WORK/caddy-dev.env"
-  check "caddy $ver validate: stack-test env (internal, ports 8080/8443, own DNS server)" caddy_validate "$bin" "$WORK/caddy-stack.env"
+  check "caddy $ver validate: stack test env (internal, ports 8080/8443, own DNS server)" caddy_validate "$bin" "$WORK/caddy-stack.env"
   check "caddy $ver: unknown TLS_MODE is rejected" caddy_rejects_unknown_mode "$bin"
 done
 check "caddy adapt (production env): headers, body cap, compression, /metrics 404, health checks, retries, JSON log, admin" \
   caddy_essentials caddy "$WORK/caddy-prod.env"
-check "caddy adapt (stack-test env): the same, own DNS server and unprivileged ports" \
+check "caddy adapt (stack test env): the same, own DNS server and unprivileged ports" \
   caddy_essentials caddy "$WORK/caddy-stack.env"
 check "caddy fmt: Caddyfile is formatted" sh -c 'caddy fmt Caddyfile | diff -u Caddyfile -'
 

