@@ -146,8 +146,11 @@ CARGO_TERM_COLOR=never cargo test --workspace --locked --test stack --no-run >"$
   || { tail -n 30 "$T/edge-test-build.log" >&2; die "cannot build the stack test"; }
 EDGE_TEST="$(sed -n 's/^ *Executable .*(\(.*\))$/\1/p' "$T/edge-test-build.log")"
 [[ -x "$EDGE_TEST" ]] || die "no stack test binary named in $T/edge-test-build.log"
-# edge_test NAME: that test against this run's Caddy (EDGE_* from prod_run).
-edge_test() { RUST_BACKTRACE=0 "$EDGE_TEST" --ignored --exact "$1" --nocapture --test-threads=1; }
+# edge_test NAME: that test against this run's Caddy (RUNNING_EDGE from
+# prod_run: given to the test only, never exported, so that nothing reaches
+# compose, which reads its own EDGE_* variables from the environment first).
+RUNNING_EDGE=()
+edge_test() { env RUST_BACKTRACE=0 "${RUNNING_EDGE[@]}" "$EDGE_TEST" --ignored --exact "$1" --nocapture --test-threads=1; }
 
 ENGINE="${CONTAINER_ENGINE:-}"
 cleanup() {
@@ -622,14 +625,18 @@ prod_run() {
 
   local hsts
   hsts="$(sed -n 's/^HSTS_MAX_AGE=//p' "$app/.env" | tail -n 1)"
-  export EDGE_HTTPS_PORT="$https" EDGE_HTTP_PORT="$http" EDGE_CA_FILE="$ca" EDGE_SUPERUSER=admin@example.com \
-    EDGE_SUPERUSER_PASSWORD="$superuser_pw" EDGE_HSTS_MAX_AGE="$hsts" EDGE_LOAD_STREAMS="$LOAD_STREAMS" EDGE_LOAD_RATE="$LOAD_RATE" EDGE_LOAD_STOP="$T/load.stop"
+  RUNNING_EDGE=(
+    RUNNING_EDGE_HTTPS_PORT="$https" RUNNING_EDGE_HTTP_PORT="$http" RUNNING_EDGE_CA_FILE="$ca"
+    RUNNING_EDGE_SUPERUSER=admin@example.com RUNNING_EDGE_SUPERUSER_PASSWORD="$superuser_pw"
+    RUNNING_EDGE_HSTS_MAX_AGE="$hsts" RUNNING_EDGE_LOAD_STREAMS="$LOAD_STREAMS" RUNNING_EDGE_LOAD_RATE="$LOAD_RATE"
+    RUNNING_EDGE_LOAD_STOP="$T/load.stop"
+  )
   rc=0
   out="$(edge_test app_through_a_running_edge 2>&1)" || rc=$?
   # libtest prints the test's name before its first line of output.
   printf '%s\n' "$out" | grep -o '  ok    .*' || true
   expect "the edge and the app over HTTPS: readiness, security headers, HTTP redirect, signup, login, items CRUD, an export job by the worker, the superuser, /metrics 404" \
-    "$rc" 0 "$(printf '%s\n' "$out" | tail -n 10; dc logs --tail 10 worker 2>&1)"
+    "$rc" 0 "$(printf '%s\n' "$out" | sed -n '/panicked at/,/RUST_BACKTRACE/p' | head -n 12; dc logs --tail 8 worker 2>&1)"
 
   # -- the containers
   local id svc pid
