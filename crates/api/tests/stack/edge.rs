@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use ureq::http::{HeaderMap, Request};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
+use super::wait_for;
+
 /// Where requests through Caddy go, and how they are verified.
 #[derive(Clone)]
 pub struct Edge {
@@ -111,15 +113,8 @@ pub fn call(agent: &ureq::Agent, method: &str, url: &str, token: Option<&str>, b
 /// items_export job done by the worker, the superuser from its secret file,
 /// and /metrics kept off the edge. Returns the new user's token.
 pub fn app_checks(edge: &Edge, hsts_max_age: &str, http_port: u16, superuser: (&str, &str)) -> String {
-    let mut ready = edge.get("/readyz");
-    for _ in 0..50 {
-        if ready.status == 200 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        ready = edge.get("/readyz");
-    }
-    assert_eq!(ready.status, 200, "GET /readyz through Caddy (TLS verified): {}", ready.body);
+    wait_for("GET /readyz through Caddy (TLS verified)", Duration::from_secs(10), || edge.get("/readyz").status == 200);
+    let ready = edge.get("/readyz");
     let headers = [
         ("strict-transport-security", format!("max-age={hsts_max_age}; includeSubDomains")),
         ("x-content-type-options", "nosniff".into()),
@@ -158,15 +153,10 @@ pub fn app_checks(edge: &Edge, hsts_max_age: &str, http_port: u16, superuser: (&
     let reply = edge.call("POST", "/api/v1/jobs/", auth, Body::Json(json!({"kind": "items_export", "payload": {}})));
     assert_eq!(reply.status, 202, "POST /api/v1/jobs/ items_export: {}", reply.body);
     let job = format!("/api/v1/jobs/{}", reply.json()["id"].as_str().unwrap());
-    let mut status = Value::Null;
-    for _ in 0..150 {
-        status = edge.call("GET", &job, auth, Body::Empty).json()["status"].clone();
-        if ["succeeded", "failed", "dead"].iter().any(|done| status == *done) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(status, "succeeded", "the worker runs the items_export job");
+    let status = || edge.call("GET", &job, auth, Body::Empty).json()["status"].clone();
+    let finished = || ["succeeded", "failed", "dead"].iter().any(|done| status() == *done);
+    wait_for("the worker finishes the items_export job", Duration::from_secs(30), finished);
+    assert_eq!(status(), "succeeded", "the worker runs the items_export job");
     let csv = edge.call("GET", &format!("{job}/result"), auth, Body::Empty);
     assert_eq!((csv.status, csv.header("content-type").split(';').next()), (200, Some("text/csv")), "{}", csv.body);
     assert!(csv.body.contains("stack test item v2"), "the CSV holds the item: {}", csv.body);

@@ -39,6 +39,7 @@ mod tools;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use shared_core::db::Backend;
@@ -322,9 +323,11 @@ fn wait_for(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// A plain-HTTP GET straight to a process, not through Caddy.
+/// A plain-HTTP GET straight to a process, not through Caddy (one client
+/// for all of them: the readiness and metrics polls call this often).
 fn plain_get(url: &str) -> edge::Reply {
-    edge::call(&edge::agent(None), "GET", url, None, Body::Empty)
+    static PLAIN: LazyLock<ureq::Agent> = LazyLock::new(|| edge::agent(None));
+    edge::call(&PLAIN, "GET", url, None, Body::Empty)
 }
 
 /// Load requests (health-check, items) that the api with this metrics

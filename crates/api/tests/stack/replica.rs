@@ -37,17 +37,12 @@ impl Replica {
     }
 
     pub fn wait_ready(&mut self) {
-        let url = format!("http://{}:{}/readyz", self.addr, self.port);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let process = self.process.as_mut().unwrap();
-            assert!(process.running(), "api #{} exited before it was ready:\n{}", self.n, process.log_tail(20));
-            if plain_get(&url).status == 200 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "api #{} not ready within 60 s:\n{}", self.n, process.log_tail(20));
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (n, url) = (self.n, format!("http://{}:{}/readyz", self.addr, self.port));
+        let process = self.process.as_mut().unwrap();
+        wait_for(&format!("api #{n} ready"), Duration::from_secs(60), || {
+            assert!(process.running(), "api #{n} exited before it was ready:\n{}", process.log_tail(20));
+            plain_get(&url).status == 200
+        });
     }
 
     /// SIGTERM, the exit, DOWN seconds down (the outage under test), a
