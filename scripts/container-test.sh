@@ -691,9 +691,15 @@ prod_run() {
   newest="$(docker inspect --format '{{.Created}} {{.Id}}' "${ids[@]}" | sort | tail -n 1 | cut -d' ' -f2)"
   if (($(served "$newest") > 0)); then pass "the new replica takes traffic ($(served "$newest") health-check requests)"; else fail "the new replica takes traffic"; fi
 
-  # -- a kept item, for down/up
-  call POST /api/v1/login/access-token --data-urlencode "username=admin@example.com" --data-urlencode "password=$superuser_pw"
-  expect "superuser login" "$CODE" 200 "$(cat "$BODY")"
+  # -- a user who signs up and an item, kept across down/up (the superuser
+  # would be made anew at start: only a signed-up user shows the data kept)
+  local kept_user="kept-$run-$$@example.com" kept_pw
+  kept_pw="$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
+  call POST /api/v1/users/signup -H 'Content-Type: application/json' \
+    --data "{\"email\":\"$kept_user\",\"password\":\"$kept_pw\",\"full_name\":\"Kept\"}"
+  expect "POST /api/v1/users/signup (a user to keep)" "$CODE" 200 "$(cat "$BODY")"
+  call POST /api/v1/login/access-token --data-urlencode "username=$kept_user" --data-urlencode "password=$kept_pw"
+  expect "login of that user" "$CODE" 200 "$(cat "$BODY")"
   local auth=(-H "Authorization: Bearer $(jfield access_token)")
   call POST /api/v1/items/ "${auth[@]}" -H 'Content-Type: application/json' --data '{"title":"kept across down and up"}'
   expect "POST an item to keep" "$CODE" 200 "$(cat "$BODY")"
@@ -706,11 +712,11 @@ prod_run() {
   expect "docker compose down" "$rc" 0 "$out"
   if up_healthy " again" "${services[@]}"; then UP_AGAIN_SECONDS[$run]="$UP_HEALTHY_SECONDS"; fi
   for ((i = 0; i < 30; i++)); do
-    call POST /api/v1/login/access-token --data-urlencode "username=admin@example.com" --data-urlencode "password=$superuser_pw"
+    call POST /api/v1/login/access-token --data-urlencode "username=$kept_user" --data-urlencode "password=$kept_pw"
     [[ "$CODE" == 200 ]] && break
     sleep 1
   done
-  expect "after down/up: the superuser logs in" "$CODE" 200 "$(cat "$BODY")"
+  expect "after down/up: the user signed up before logs in" "$CODE" 200 "$(cat "$BODY")"
   auth=(-H "Authorization: Bearer $(jfield access_token)")
   call GET '/api/v1/items/?limit=1000' "${auth[@]}"
   if [[ "$CODE" == 200 ]] && grep -q 'kept across down and up' "$BODY"; then
