@@ -8,6 +8,7 @@ pub mod email;
 pub mod jobs;
 pub mod metrics;
 pub mod process;
+pub mod rfc3339;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]

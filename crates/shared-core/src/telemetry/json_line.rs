@@ -14,6 +14,7 @@
 
 use std::fmt::{self, Write as _};
 
+use chrono::Utc;
 use serde::Serializer as _;
 use serde::ser::SerializeMap;
 use tracing::field::{Field, Visit};
@@ -24,6 +25,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
+
+use crate::rfc3339::{self, Fraction};
 
 pub struct JsonLine;
 
@@ -37,8 +40,15 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut timestamp = String::with_capacity(32);
-        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        let mut digits = rfc3339::Buffer::default();
+        let mut fallback = String::new();
+        let timestamp = match rfc3339::write(&Utc::now(), Fraction::Micros, &mut digits) {
+            Some(text) => text,
+            None => {
+                SystemTime.format_time(&mut Writer::new(&mut fallback))?;
+                &fallback
+            }
+        };
         let meta = event.metadata();
 
         let mut line = Vec::with_capacity(256);
@@ -229,13 +239,19 @@ mod tests {
         }
     }
 
-    /// The lines the same events make, with the timestamp left out.
+    /// The lines the same events make, with the timestamp left out once it
+    /// is seen to have the library's shape (`2026-12-07T04:30:00.123456Z`)
+    /// and to be of today.
     fn lines(captured: &Captured) -> Vec<String> {
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         text.lines()
             .map(|line| {
                 let after_timestamp = line.find("\",\"level\"").unwrap();
-                assert!(line.starts_with("{\"timestamp\":\""), "{line}");
+                let timestamp = line.strip_prefix("{\"timestamp\":\"").unwrap();
+                let timestamp = &timestamp[..after_timestamp - "{\"timestamp\":\"".len()];
+                assert_eq!((timestamp.len(), &timestamp[19..20], &timestamp[26..]), (27, ".", "Z"), "{line}");
+                let at = chrono::DateTime::parse_from_rfc3339(timestamp).unwrap();
+                assert!((Utc::now() - at.to_utc()).num_seconds().abs() < 60, "{line}");
                 line[after_timestamp..].to_owned()
             })
             .collect()
