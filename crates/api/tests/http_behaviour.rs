@@ -137,6 +137,84 @@ async fn serve_behind_middleware(routes: Router, env: &[(&str, &str)]) -> (Strin
     (url, db)
 }
 
+/// Every CORS header of every kind of request, name by name and value by
+/// value, as tower-http's `CorsLayer` (configured origins, credentials,
+/// methods and headers mirrored) wrote them before the api answered CORS
+/// itself: clients and caches see the same bytes.
+#[tokio::test]
+async fn cors_headers_are_those_of_a_credentialed_origin_list() {
+    const VARY: &str = "origin, access-control-request-method, access-control-request-headers";
+    let routes = Router::new()
+        .route("/plain", get(|| async { "plain" }))
+        .route("/varies", get(|| async { ([(header::VARY, "accept-encoding")], "varies") }));
+    let (url, _db) = serve_behind_middleware(routes, &[("FRONTEND_HOST", "https://app.example.com")]).await;
+    let client = http_client();
+    let cors_headers = |response: &reqwest::Response| -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("access-control-") || *name == header::VARY)
+            .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap().to_owned()))
+            .collect();
+        found.sort();
+        found
+    };
+    let expected = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        pairs.sort();
+        pairs
+    };
+    let credentials = ("access-control-allow-credentials", "true");
+    let allowed = ("access-control-allow-origin", "https://app.example.com");
+
+    let get = |path: &str, origin: Option<&'static str>| {
+        let request = client.get(format!("{url}{path}"));
+        match origin {
+            Some(origin) => request.header("origin", origin),
+            None => request,
+        }
+        .send()
+    };
+    let response = get("/plain", Some("https://app.example.com")).await.unwrap();
+    assert_eq!(cors_headers(&response), expected(&[credentials, allowed, ("vary", VARY)]));
+    assert_eq!(response.text().await.unwrap(), "plain");
+    let response = get("/plain", Some("https://evil.example.com")).await.unwrap();
+    assert_eq!(cors_headers(&response), expected(&[credentials, ("vary", VARY)]));
+    let response = get("/plain", None).await.unwrap();
+    assert_eq!(cors_headers(&response), expected(&[credentials, ("vary", VARY)]));
+    // A route's own Vary is kept, and CORS's is added beside it.
+    let response = get("/varies", Some("https://app.example.com")).await.unwrap();
+    assert_eq!(cors_headers(&response), expected(&[credentials, allowed, ("vary", "accept-encoding"), ("vary", VARY)]));
+
+    // Any OPTIONS request is a preflight, answered 200 with an empty body
+    // before the route, mirroring the method and headers asked for.
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, format!("{url}/plain"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "DELETE")
+        .header("access-control-request-headers", "authorization,x-custom")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        cors_headers(&preflight),
+        expected(&[
+            credentials,
+            allowed,
+            ("access-control-allow-headers", "authorization,x-custom"),
+            ("access-control-allow-methods", "DELETE"),
+            ("vary", VARY),
+        ])
+    );
+    assert_eq!(preflight.headers()["x-frame-options"], "DENY");
+    assert!(preflight.headers().get(header::CONTENT_TYPE).is_none());
+    assert_eq!(preflight.text().await.unwrap(), "");
+    let bare = client.request(reqwest::Method::OPTIONS, format!("{url}/varies")).send().await.unwrap();
+    assert_eq!(bare.status(), 200);
+    assert_eq!(cors_headers(&bare), expected(&[credentials, ("vary", VARY)]));
+}
+
 async fn boom() -> &'static str {
     panic!("handler bug")
 }
