@@ -4,6 +4,7 @@
 //! panic catcher → timeout → body limit → the route. (The error-report
 //! layers exist only with a Sentry client.)
 
+pub mod cors;
 pub mod error_reporting;
 pub mod json_errors;
 pub mod panic;
@@ -16,9 +17,8 @@ pub mod trailing_slash;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use tower::ServiceBuilder;
-use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -38,11 +38,12 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
     // Inside the router: what needs the route template (telemetry, the
     // error-report tags) and everything whose outcome the access log line
     // must record (CORS answers, panics, timeouts, the body limit).
+    let origins = cors::origins(&http.cors_origins);
     let routed = router.layer(
         ServiceBuilder::new()
             .option_layer(error_reporting::tag_layer())
             .layer_fn(telemetry::Observe::new)
-            .layer(cors(&http.cors_origins))
+            .layer_fn(move |inner| cors::Cors::new(inner, origins.clone()))
             .layer_fn(panic::CatchPanic::new)
             .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout))
             .layer(DefaultBodyLimit::max(http.max_body_bytes))
@@ -58,16 +59,4 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
             .layer(json_errors::layer())
             .layer(security_headers::layers()),
     )
-}
-
-/// Credentialed CORS for the configured origins only. Methods and headers
-/// mirror the preflight, which is what FastAPI's `["*"]` amounts to; a
-/// wildcard origin is refused at configuration time.
-fn cors(origins: &[String]) -> CorsLayer {
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_credentials(true)
-        .allow_methods(AllowMethods::mirror_request())
-        .allow_headers(AllowHeaders::mirror_request())
 }
