@@ -26,7 +26,6 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -39,6 +38,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use shared_core::config::HttpSettings;
+
+use crate::middleware::App;
 
 /// Descriptor shortages are logged at most this often.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
@@ -62,10 +63,10 @@ impl Limits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops
+/// Serves `app` on `listener` until `shutdown` completes, then stops
 /// accepting and returns once every connection has closed (connections
 /// finish their request in flight first; the caller bounds the wait).
-pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
+pub async fn serve(listener: TcpListener, app: impl App, limits: Limits, shutdown: impl Future<Output = ()>) {
     let open = Arc::new(OpenConnections::default());
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
@@ -107,7 +108,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         };
         let _ = stream.set_nodelay(true);
         let connection = open.register();
-        let service = service(router.clone(), peer, connection.clone());
+        let service = service(app.clone(), peer, connection.clone());
         let io = TokioIo::new(Watched { stream, connection: connection.clone() });
         let serving = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
         tokio::spawn(run_connection(serving, connection, limits, slot, open.clone()));
@@ -137,10 +138,10 @@ async fn run_connection<E: std::fmt::Display>(
     open.remove(connection.id);
 }
 
-/// The router as a hyper service, with the peer address for `ConnectInfo`
+/// The app as a hyper service, with the peer address for `ConnectInfo`
 /// and each request counted on its connection.
 fn service(
-    router: Router,
+    app: impl App,
     peer: SocketAddr,
     connection: Arc<Connection>,
 ) -> impl hyper::service::Service<
@@ -152,9 +153,9 @@ fn service(
     hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let in_flight = InFlight::start(&connection);
-        let router = router.clone();
+        let app = app.clone();
         async move {
-            let response = router.oneshot(request.map(Body::new)).await;
+            let response = app.oneshot(request.map(Body::new)).await;
             drop(in_flight);
             response
         }

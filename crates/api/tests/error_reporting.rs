@@ -92,7 +92,7 @@ async fn a_panic_is_reported_with_its_request_but_not_its_body() {
     let app = api::middleware::apply(Router::new().route("/boom", post(boom)), &settings.http, &tasks);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/boom", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move { axum::serve(listener, tower::make::Shared::new(app)).await });
 
     let response = reqwest::Client::new()
         .post(&url)

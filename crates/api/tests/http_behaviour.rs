@@ -133,7 +133,7 @@ async fn serve_behind_middleware(routes: Router, env: &[(&str, &str)]) -> (Strin
     let app = api::middleware::apply(routes, &settings.http, &tasks);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move { axum::serve(listener, tower::make::Shared::new(app)).await });
     (url, db)
 }
 

@@ -15,10 +15,13 @@ pub mod security_headers;
 pub mod telemetry;
 pub mod trailing_slash;
 
+use std::convert::Infallible;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
-use tower::ServiceBuilder;
+use axum::response::Response;
+use tower::{Service, ServiceBuilder};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -26,7 +29,23 @@ use shared_core::config::HttpSettings;
 
 pub use run_to_completion::RequestTasks;
 
-pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Router {
+/// The app as the server runs it: the router inside every layer, one
+/// concrete service.
+pub trait App:
+    Service<Request, Response = Response, Error = Infallible, Future: Send + 'static> + Clone + Send + Sync + 'static
+{
+}
+
+impl<S> App for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> impl App + use<> {
     // The request metrics keep the recorder's handles from a series' first
     // request on (`telemetry`), so the recorder is in place before any.
     shared_core::metrics::recorder();
@@ -49,14 +68,15 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> Route
             .layer(DefaultBodyLimit::max(http.max_body_bytes))
             .layer(RequestBodyLimitLayer::new(http.max_body_bytes)),
     );
-    // Around the whole router, once: the router itself is one `Arc`.
+    // Around the whole router, once, and not boxed: as the fallback of an
+    // outer `Router`, these layers cost that router's dispatch and a boxed
+    // clone of the stack on every request.
     let tasks = tasks.clone();
-    Router::new().fallback_service(routed).layer(
-        ServiceBuilder::new()
-            .layer_fn(move |inner| run_to_completion::RunToCompletion::new(inner, tasks.clone()))
-            .option_layer(error_reporting::scope_layers())
-            .layer(request_id::layers())
-            .layer(json_errors::layer())
-            .layer(security_headers::layers()),
-    )
+    ServiceBuilder::new()
+        .layer_fn(move |inner| run_to_completion::RunToCompletion::new(inner, tasks.clone()))
+        .option_layer(error_reporting::scope_layers())
+        .layer(request_id::layers())
+        .layer(json_errors::layer())
+        .layer(security_headers::layers())
+        .service(routed)
 }

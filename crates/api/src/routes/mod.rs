@@ -71,7 +71,7 @@ fn document_inactive_user(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-pub fn router(state: AppState, tasks: &RequestTasks) -> Router {
+pub fn router(state: AppState, tasks: &RequestTasks) -> impl middleware::App + use<> {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(login::login_access_token))
         .routes(routes!(login::test_token))
