@@ -46,7 +46,7 @@ NOT_VARIABLES = {
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS",  # HTTP methods
     "ERROR", "WARN", "INFO", "DEBUG", "TRACE",  # log levels
     "SIGTERM", "SIGINT", "SIGKILL", "UTC", "HS256", "HS384", "AAAA", "NET_BIND_SERVICE",
-    "NOTIFY", "LISTEN", "PRAGMA", "COMMIT", "NULL", "RETURNING",  # SQL
+    "NOTIFY", "LISTEN", "PRAGMA", "COMMIT", "NULL", "RETURNING", "LIMIT",  # SQL
     "FILE", "TAG", "SERVER", "SQLITE_FILE", "POSTGRES_URL", "PATTERN", "N",  # placeholders in usage lines
     "PGPASSWORD",  # libpq's (psql) and sqlx's (worker copy-to-postgres)
     "PROJECT_NAME_FILE",  # named as an example of what is *not* read
@@ -162,6 +162,10 @@ def variable_universe():
         text = (ROOT / f).read_text(encoding="utf-8", errors="replace")
         for pattern in patterns:
             names.update(re.findall(pattern, text, re.MULTILINE))
+    # Build settings: cargo's [env] names and the SQLite options among them.
+    cargo_config = (ROOT / ".cargo/config.toml").read_text(encoding="utf-8")
+    names.update(re.findall(r"^([A-Z][A-Z0-9_]*)\s*=", cargo_config, re.MULTILINE))
+    names.update(re.findall(r"-D([A-Z][A-Z0-9_]*)", cargo_config))
     # The Rust test harness reads these.
     names.update({"TEST_POSTGRES_URL", "TEST_REDIS_URL", "CARGO_TARGET_DIR"})
     return names
