@@ -26,8 +26,10 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
@@ -146,20 +148,35 @@ fn service(
     connection: Arc<Connection>,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
-    Response = axum::response::Response,
+    Response = Response,
     Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
 > + Clone {
     hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let in_flight = InFlight::start(&connection);
         let app = app.clone();
+        let head = request.method() == Method::HEAD;
         async move {
             let response = app.oneshot(request.map(Body::new)).await;
             drop(in_flight);
-            response
+            response.map(|response| if head { without_body(response) } else { response })
         }
     })
+}
+
+/// A HEAD response says how long its body would be and sends none. The
+/// router empties the ones it makes, but the layers around it can give one
+/// a body again (the JSON body of a 405, the 503 of a shutdown), and over
+/// HTTP/2 hyper would send it, which a client takes as a protocol error.
+fn without_body(mut response: Response) -> Response {
+    if !response.headers().contains_key(header::CONTENT_LENGTH)
+        && let Some(size) = response.body().size_hint().exact()
+    {
+        response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    *response.body_mut() = Body::empty();
+    response
 }
 
 /// Milliseconds since the server's clock started: cheap to store atomically.

@@ -27,6 +27,7 @@ on_both_backends!(
     request_ids_are_echoed_or_generated,
     cors_preflight_is_allowed_for_configured_origins_only,
     security_headers_are_on_every_response,
+    head_responses_carry_no_body_over_http1_and_http2,
 );
 
 async fn unknown_routes_and_wrong_methods_answer_in_detail_shape(backend: Backend) {
@@ -118,6 +119,27 @@ async fn security_headers_are_on_every_response(backend: Backend) {
         assert_eq!(response.headers()["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(response.headers()["x-frame-options"], "DENY", "{path}");
         assert_eq!(response.headers()["referrer-policy"], "strict-origin-when-cross-origin", "{path}");
+    }
+    app.shutdown().await;
+}
+
+/// A HEAD response has its length and no body, whichever layer made it:
+/// the router's own answer, and the JSON error body the layers around the
+/// router put on a 405. Over HTTP/2 a body on a HEAD response is a
+/// protocol error for the client.
+async fn head_responses_carry_no_body_over_http1_and_http2(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let http2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    for client in [&app.http, &http2] {
+        let ok = client.head(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.headers()[header::CONTENT_LENGTH], r#"{"status":"ok"}"#.len().to_string());
+        assert_eq!(ok.text().await.unwrap(), "");
+        // POST only: a 405 whose body the JSON error layer writes.
+        let wrong = client.head(app.url("/api/v1/login/access-token")).send().await.unwrap();
+        assert_eq!(wrong.status(), 405);
+        assert_eq!(wrong.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(wrong.text().await.unwrap(), "");
     }
     app.shutdown().await;
 }
