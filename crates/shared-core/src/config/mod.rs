@@ -246,6 +246,9 @@ impl Settings {
         };
 
         let frontend_host = r.string("FRONTEND_HOST").trim_end_matches('/').to_owned();
+        if frontend_host == "*" {
+            r.problem("FRONTEND_HOST", "`*` is not an origin; write the frontend's as https://host[:port]");
+        }
         let mut cors_origins = vec![frontend_host.clone()];
         for origin in r.list("BACKEND_CORS_ORIGINS") {
             let origin = origin.trim_end_matches('/').to_owned();

@@ -58,6 +58,7 @@ fn every_problem_is_reported_at_once_with_its_variable() {
             ("LISTEN_ADDR", "8000"),
             ("MIGRATE_ON_START", "maybe"),
             ("BACKEND_CORS_ORIGINS", "*"),
+            ("FRONTEND_HOST", "*"),
             ("TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
         ]),
     )
@@ -71,6 +72,7 @@ fn every_problem_is_reported_at_once_with_its_variable() {
         "LISTEN_ADDR",
         "MIGRATE_ON_START",
         "BACKEND_CORS_ORIGINS",
+        "FRONTEND_HOST",
         "TRUSTED_PROXIES",
     ] {
         assert!(vars.contains(&expected), "{expected} missing from {err}");
