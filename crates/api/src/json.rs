@@ -18,10 +18,10 @@ use crate::error::ApiError;
 pub struct Json<T>(pub T);
 
 /// Room for the headers a response gets on its way out: its content type,
-/// CORS's `Vary` and, for a browser, its two answers, the three security
-/// headers and the request id. Added one by one to an empty map, they made
-/// it grow and rehash twice per request.
-const RESPONSE_HEADERS: usize = 12;
+/// CORS's `Vary`, its credentials answer and, for a listed origin, that
+/// origin, the three security headers and the request id. Added one by one
+/// to an empty map, they made it grow and rehash on the way.
+const HEADER_ROOM: usize = 12;
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -29,7 +29,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
             Ok(body) => {
                 let mut response = Response::new(Body::from(body));
                 let headers = response.headers_mut();
-                headers.reserve(RESPONSE_HEADERS);
+                headers.reserve(HEADER_ROOM);
                 headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 response
             }

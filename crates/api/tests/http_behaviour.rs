@@ -232,9 +232,30 @@ async fn cors_headers_are_those_of_a_credentialed_origin_list() {
     assert_eq!(preflight.headers()["x-frame-options"], "DENY");
     assert!(preflight.headers().get(header::CONTENT_TYPE).is_none());
     assert_eq!(preflight.text().await.unwrap(), "");
+    let foreign = client
+        .request(reqwest::Method::OPTIONS, format!("{url}/plain"))
+        .header("origin", "https://evil.example.com")
+        .header("access-control-request-method", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 200);
+    assert_eq!(
+        cors_headers(&foreign),
+        expected(&[credentials, ("access-control-allow-methods", "DELETE"), ("vary", VARY)])
+    );
     let bare = client.request(reqwest::Method::OPTIONS, format!("{url}/varies")).send().await.unwrap();
     assert_eq!(bare.status(), 200);
     assert_eq!(cors_headers(&bare), expected(&[credentials, ("vary", VARY)]));
+    // A path no route has is answered the same: CORS wraps the fallback too.
+    let nowhere = client
+        .request(reqwest::Method::OPTIONS, format!("{url}/nowhere"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status(), 200);
+    assert_eq!(cors_headers(&nowhere), expected(&[credentials, allowed, ("vary", VARY)]));
 }
 
 async fn boom() -> &'static str {

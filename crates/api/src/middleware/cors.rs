@@ -6,7 +6,7 @@
 //! configuration (`tests/http_behaviour.rs` holds them, header by header),
 //! answered by a service of our own: tower-http's built a header map and
 //! the `Vary` text anew for every request and merged the map into the
-//! response, about 5k instructions on every request (docs/benchmarks.md).
+//! response, about 6k instructions on every request (docs/benchmarks.md).
 //! As there, every response gets `Vary` and
 //! `Access-Control-Allow-Credentials`, a configured origin is echoed in
 //! `Access-Control-Allow-Origin`, and any OPTIONS request is a preflight,
