@@ -189,13 +189,15 @@ async fn cors_headers_are_those_of_a_credentialed_origin_list() {
     let credentials = ("access-control-allow-credentials", "true");
     let allowed = ("access-control-allow-origin", "https://app.example.com");
 
+    let send = |method: reqwest::Method, path: &str, headers: &[(&'static str, &'static str)]| {
+        headers.iter().fold(client.request(method, format!("{url}{path}")), |r, (n, v)| r.header(*n, *v)).send()
+    };
     let get = |path: &str, origin: Option<&'static str>| {
-        let request = client.get(format!("{url}{path}"));
-        match origin {
-            Some(origin) => request.header("origin", origin),
-            None => request,
-        }
-        .send()
+        let headers: &[_] = match origin {
+            Some(origin) => &[("origin", origin)],
+            None => &[],
+        };
+        send(reqwest::Method::GET, path, headers)
     };
     let response = get("/plain", Some("https://app.example.com")).await.unwrap();
     assert_eq!(cors_headers(&response), expected(&[credentials, allowed, ("vary", VARY)]));
@@ -210,14 +212,12 @@ async fn cors_headers_are_those_of_a_credentialed_origin_list() {
 
     // Any OPTIONS request is a preflight, answered 200 with an empty body
     // before the route, mirroring the method and headers asked for.
-    let preflight = client
-        .request(reqwest::Method::OPTIONS, format!("{url}/plain"))
-        .header("origin", "https://app.example.com")
-        .header("access-control-request-method", "DELETE")
-        .header("access-control-request-headers", "authorization,x-custom")
-        .send()
-        .await
-        .unwrap();
+    let asked = [
+        ("origin", "https://app.example.com"),
+        ("access-control-request-method", "DELETE"),
+        ("access-control-request-headers", "authorization,x-custom"),
+    ];
+    let preflight = send(reqwest::Method::OPTIONS, "/plain", &asked).await.unwrap();
     assert_eq!(preflight.status(), 200);
     assert_eq!(
         cors_headers(&preflight),
@@ -232,28 +232,18 @@ async fn cors_headers_are_those_of_a_credentialed_origin_list() {
     assert_eq!(preflight.headers()["x-frame-options"], "DENY");
     assert!(preflight.headers().get(header::CONTENT_TYPE).is_none());
     assert_eq!(preflight.text().await.unwrap(), "");
-    let foreign = client
-        .request(reqwest::Method::OPTIONS, format!("{url}/plain"))
-        .header("origin", "https://evil.example.com")
-        .header("access-control-request-method", "DELETE")
-        .send()
-        .await
-        .unwrap();
+    let asked = [("origin", "https://evil.example.com"), ("access-control-request-method", "DELETE")];
+    let foreign = send(reqwest::Method::OPTIONS, "/plain", &asked).await.unwrap();
     assert_eq!(foreign.status(), 200);
     assert_eq!(
         cors_headers(&foreign),
         expected(&[credentials, ("access-control-allow-methods", "DELETE"), ("vary", VARY)])
     );
-    let bare = client.request(reqwest::Method::OPTIONS, format!("{url}/varies")).send().await.unwrap();
+    let bare = send(reqwest::Method::OPTIONS, "/varies", &[]).await.unwrap();
     assert_eq!(bare.status(), 200);
     assert_eq!(cors_headers(&bare), expected(&[credentials, ("vary", VARY)]));
     // A path no route has is answered the same: CORS wraps the fallback too.
-    let nowhere = client
-        .request(reqwest::Method::OPTIONS, format!("{url}/nowhere"))
-        .header("origin", "https://app.example.com")
-        .send()
-        .await
-        .unwrap();
+    let nowhere = send(reqwest::Method::OPTIONS, "/nowhere", &[("origin", "https://app.example.com")]).await.unwrap();
     assert_eq!(nowhere.status(), 200);
     assert_eq!(cors_headers(&nowhere), expected(&[credentials, allowed, ("vary", VARY)]));
 }

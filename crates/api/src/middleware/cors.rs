@@ -71,12 +71,12 @@ where
     }
 }
 
-/// 200 with no body, in tower-http's order of headers.
+/// 200 with no body: the answer every response gets, and the method and
+/// headers asked for, mirrored.
 fn preflight(request: &Request, origin: Option<HeaderValue>) -> Response {
     let mut response = Response::default();
     let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE.clone());
-    headers.insert(header::VARY, VARY.clone());
+    answer(headers, origin);
     let asked = request.headers();
     if let Some(method) = asked.get(header::ACCESS_CONTROL_REQUEST_METHOD) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, method.clone());
@@ -84,14 +84,11 @@ fn preflight(request: &Request, origin: Option<HeaderValue>) -> Response {
     if let Some(names) = asked.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, names.clone());
     }
-    if let Some(origin) = origin {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    }
     response
 }
 
-/// A route's own `Vary` is kept, CORS's added beside it; the other two
-/// replace whatever the route set.
+/// What every response gets. A route's own `Vary` is kept, CORS's added
+/// beside it; the other two replace whatever the route set.
 fn answer(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
     headers.append(header::VARY, VARY.clone());
     headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE.clone());
