@@ -49,7 +49,7 @@ FOCUS=(
   "telemetry: closing span, access log line, metrics|api::middleware::telemetry::Started::finish"
   "  access log line (fmt layer, JSON, write)|tracing_subscriber::fmt::fmt_layer::Layer<S,N,E,W> as tracing_subscriber::layer::Layer<S>>::on_event"
   "  metrics (request series)|api::middleware::telemetry::record|metrics_exporter_prometheus::recorder::Inner.*register|metrics::recorder::Recorder>::register_counter"
-  "rate limit (token decode + counter)|api::rate_limit::enforce"
+  "rate limit (token decode + counter)|api::middleware::rate_limit::RateLimit<S> as tower_service::Service"
   "token decoding (all calls)|shared_core::auth::token::TokenKeys::decode_access_token"
   "user lookup (CurrentUser)|api::extract::auth::CurrentUser"
   "items::list (SQL, rows)|shared_core::db::items::list"

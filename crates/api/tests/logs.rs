@@ -69,6 +69,15 @@ async fn piped_logs_are_json_lines_without_colour_with_the_path_of_a_404() {
     assert_eq!(not_found["span"]["path"], "/no/such/page", "the path, without the query string");
     let healthz = finished.iter().find(|l| l["span"]["route"] == "/healthz").expect("a /healthz line");
     assert!(healthz["span"].get("path").is_none(), "paths only on 404 lines: {healthz}");
+    // The layout docs/operations.md shows: the span's fields sorted by name, then its name.
+    let raw = stderr.lines().find(|l| l.contains("request finished") && l.contains("/healthz")).unwrap();
+    let span = &raw[raw.find(",\"span\":").unwrap()..];
+    let fields = ["latency_ms", "method", "request_id", "route", "status", "name"].map(|f| format!("\"{f}\":"));
+    let at: Vec<usize> =
+        fields.iter().map(|f| span.find(f.as_str()).unwrap_or_else(|| panic!("{f} in {raw}"))).collect();
+    assert!(at.is_sorted(), "{raw}");
+    assert!(span.ends_with(r#""name":"request"}}"#), "{raw}");
+    assert_eq!(healthz["span"].as_object().unwrap().len(), fields.len(), "{raw}");
     for line in &finished {
         let latency = line["span"]["latency_ms"].as_f64().unwrap();
         assert!(((latency * 100.0).round() - latency * 100.0).abs() < 1e-6, "latency_ms not rounded: {latency}");

@@ -1,6 +1,6 @@
 //! A span per request (method, route template, request id) over the lines
-//! its handler logs, a closing log line whose span adds status and latency,
-//! and the request metrics, all keyed by the
+//! its handler logs and over its closing log line, for which status and
+//! latency are added to it, and the request metrics, all keyed by the
 //! route template so `/items/{id}` is one series, not one per id. A 404 line
 //! also carries the path asked for: "unmatched" alone does not say what was
 //! missing.
@@ -17,9 +17,9 @@ use axum::response::Response;
 use metrics::{Counter, Gauge, Histogram};
 use pin_project_lite::pin_project;
 use tower::Service;
-use tower_http::request_id::RequestId;
-use tracing::Instrument;
+use tracing::field::Empty;
 use tracing::instrument::Instrumented;
+use tracing::{Instrument, Span};
 
 use super::request_id;
 
@@ -61,18 +61,21 @@ where
         let started = Started {
             method: request.method().clone(),
             route: request.extensions().get::<MatchedPath>().cloned(),
-            request_id: request_id::kept(&request),
             uri: request.uri().clone(),
             at: Instant::now(),
             in_flight: InFlight::enter(),
         };
-        // The span the handler's own log lines carry. Fields given as `&str`
-        // are written as they are; `%` would run each through the formatter.
+        // The span the handler's own log lines carry, and then the closing
+        // line. Fields given as `&str` are written as they are; `%` would
+        // run each through the formatter.
         let handling = tracing::info_span!(
             "request",
             method = started.method.as_str(),
             route = started.route(),
-            request_id = request_id::text(started.request_id.as_ref())
+            request_id = request_id::of(&request),
+            status = Empty,
+            latency_ms = Empty,
+            path = Empty
         );
         let response = handling.in_scope(|| self.inner.call(request)).instrument(handling);
         Observed { response, started: Some(started) }
@@ -99,10 +102,10 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = std::task::ready!(this.response.poll(cx));
+        let mut this = self.project();
+        let result = std::task::ready!(this.response.as_mut().poll(cx));
         if let (Ok(response), Some(started)) = (&result, this.started.take()) {
-            started.finish(response.status().as_u16());
+            started.finish(response.status().as_u16(), this.response.span());
         }
         Poll::Ready(result)
     }
@@ -112,7 +115,6 @@ where
 struct Started {
     method: Method,
     route: Option<MatchedPath>,
-    request_id: Option<RequestId>,
     uri: Uri,
     at: Instant,
     in_flight: InFlight,
@@ -124,27 +126,19 @@ impl Started {
     }
 
     /// The access log line and the request metrics.
-    fn finish(self, status: u16) {
-        let Self { method, route: matched, request_id, uri, at, in_flight } = self;
+    fn finish(self, status: u16, handling: &Span) {
+        let Self { method, route: matched, uri, at, in_flight } = self;
         drop(in_flight);
         let route = route(matched.as_ref());
         let latency = at.elapsed();
         // Hundredths of a millisecond: finer digits are noise, not information.
         let latency_ms = (latency.as_secs_f64() * 100_000.0).round() / 100.0;
-        // The closing line gets a span of its own with every field at once:
-        // recording status and latency on the handling span would re-format
-        // its JSON fields on each record, a seventh of a /healthz request.
         let path = (status == 404).then(|| truncated(uri.path()));
-        let finished = tracing::info_span!(
-            "request",
-            method = method.as_str(),
-            route,
-            request_id = request_id::text(request_id.as_ref()),
-            status,
-            latency_ms,
-            path
-        );
-        finished.in_scope(|| tracing::info!("request finished"));
+        // Added to the request's span in one record, which writes its
+        // stored fields once more: a span of its own for the line cost
+        // twice that.
+        tracing::record_all!(handling, status, latency_ms, path);
+        tracing::info!(parent: handling, "request finished");
         record(&method, route, status, latency);
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Count, window};
+use super::{Count, Key, window};
 
 /// Entries older than the previous window are dropped once the map grows
 /// past this, so a scan from many addresses cannot grow memory forever.
@@ -12,7 +12,7 @@ const PRUNE_ABOVE: usize = 100_000;
 
 #[derive(Default)]
 pub struct MemoryStore {
-    counters: Mutex<HashMap<String, Counter>>,
+    counters: Mutex<HashMap<Key, Counter>>,
 }
 
 #[derive(Clone, Copy)]
@@ -25,13 +25,13 @@ struct Counter {
 impl MemoryStore {
     /// Counts `key` as `count` says: `Ok(())` when one more fits, else
     /// `Err(retry_after)`.
-    pub fn count(&self, key: &str, limit: u32, count: Count, now_ms: u64) -> Result<(), u64> {
+    pub fn count(&self, key: &Key, limit: u32, count: Count, now_ms: u64) -> Result<(), u64> {
         let (current, elapsed) = window::position(now_ms);
         let mut counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if counters.len() > PRUNE_ABOVE {
             counters.retain(|_, c| c.window + 1 >= current);
         }
-        let counter = counters.entry(key.to_owned()).or_insert(Counter { window: current, prev: 0, curr: 0 });
+        let counter = counters.entry(key.clone()).or_insert(Counter { window: current, prev: 0, curr: 0 });
         if counter.window != current {
             let prev = if counter.window + 1 == current { counter.curr } else { 0 };
             *counter = Counter { window: current, prev, curr: 0 };

@@ -20,6 +20,7 @@ mod memory;
 mod redis_store;
 mod window;
 
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use shared_core::Settings;
 use shared_core::config::RateLimitSettings;
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use memory::MemoryStore;
@@ -53,6 +55,41 @@ impl Count {
             Self::Check => "check",
             Self::Take => "take",
             Self::Record => "record",
+        }
+    }
+}
+
+/// Who a request counts against in the general budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// The user of a valid token.
+    User(Uuid),
+    Address(IpAddr),
+}
+
+/// One counter: what it counts, and whose. Kept as data rather than text,
+/// so that the in-memory store finds a request's counter without writing
+/// its name; the name (`Display`) is its key in Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Requests(Client),
+    Failures(IpAddr),
+    /// Failures of an address against one account (an email, lowercased).
+    AccountFailures(IpAddr, String),
+    Recovery(IpAddr),
+    /// Recovery emails to one address (lowercased).
+    RecoveryTo(String),
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Requests(Client::User(user)) => write!(f, "user:{user}"),
+            Self::Requests(Client::Address(address)) => write!(f, "ip:{address}"),
+            Self::Failures(address) => write!(f, "fail:{address}"),
+            Self::AccountFailures(address, account) => write!(f, "fail:{address}:{account}"),
+            Self::Recovery(address) => write!(f, "recover:{address}"),
+            Self::RecoveryTo(email) => write!(f, "recover-to:{email}"),
         }
     }
 }
@@ -90,11 +127,9 @@ impl RateLimiter {
     }
 
     /// Meets one counter: `Err(retry_after_secs)` when it has no room.
-    async fn count(&self, key: &str, limit: u32, count: Count) -> Result<(), u64> {
+    async fn count(&self, key: &Key, limit: u32, count: Count) -> Result<(), u64> {
         let now = now_ms();
-        if let Some(redis) = &self.0.redis
-            && now >= self.0.redis_paused_until.load(Ordering::Relaxed)
-        {
+        if let Some(redis) = self.redis_now(now) {
             match redis.count(key, limit, count, now).await {
                 Ok(decision) => return decision,
                 Err(err) => {
@@ -107,36 +142,50 @@ impl RateLimiter {
         self.0.memory.count(key, limit, count, now)
     }
 
+    /// The Redis store, unless none is configured or it is paused after a failure.
+    fn redis_now(&self, now: u64) -> Option<&RedisStore> {
+        self.0.redis.as_ref().filter(|_| now >= self.0.redis_paused_until.load(Ordering::Relaxed))
+    }
+
     /// Meets each (key, limit) in turn, stopping at the first without room.
-    async fn count_all(&self, budget: &'static str, counters: &[(String, u32)], count: Count) -> Result<(), ApiError> {
+    async fn count_all(&self, budget: &'static str, counters: &[(Key, u32)], count: Count) -> Result<(), ApiError> {
         for (key, limit) in counters {
-            if let Err(retry_after_secs) = self.count(key, *limit, count).await {
-                metrics::counter!("rate_limit_rejections_total", "budget" => budget).increment(1);
-                return Err(ApiError::TooManyRequests { retry_after_secs });
-            }
+            self.count(key, *limit, count).await.map_err(|retry_after_secs| refused(budget, retry_after_secs))?;
         }
         Ok(())
     }
 
     /// The failure counters of `client` guessing credentials for `account`
     /// (an email, or `None` when the attempt names no account).
-    fn failure_counters(&self, client: IpAddr, account: Option<&str>) -> Vec<(String, u32)> {
+    fn failure_counters(&self, client: IpAddr, account: Option<&str>) -> Vec<(Key, u32)> {
         let limits = &self.0.limits;
-        let mut counters = vec![(format!("fail:{client}"), limits.login_failures_per_client)];
+        let mut counters = vec![(Key::Failures(client), limits.login_failures_per_client)];
         if let Some(account) = account {
-            counters
-                .push((format!("fail:{client}:{}", account.trim().to_lowercase()), limits.login_failures_per_account));
+            let account = account.trim().to_lowercase();
+            counters.push((Key::AccountFailures(client, account), limits.login_failures_per_account));
         }
         counters
     }
 
-    /// Before checking credentials: refused once this client's failures
-    /// (for this account, or in all) are used up.
-    /// The general budget of one request from `client` (a user or an address key).
-    pub async fn request_allowed(&self, client: String) -> Result<(), ApiError> {
-        self.count_all("general", &[(client, self.0.limits.per_minute)], Count::Take).await
+    /// The general budget of one request from `client`, decided at once
+    /// when the counters are in memory; `None` when Redis keeps them, and
+    /// `request_allowed` asks it.
+    pub fn request_allowed_in_memory(&self, client: Client) -> Option<Result<(), ApiError>> {
+        let now = now_ms();
+        if self.redis_now(now).is_some() {
+            return None;
+        }
+        let decision = self.0.memory.count(&Key::Requests(client), self.0.limits.per_minute, Count::Take, now);
+        Some(decision.map_err(|retry_after_secs| refused("general", retry_after_secs)))
     }
 
+    /// The general budget of one request from `client`.
+    pub async fn request_allowed(&self, client: Client) -> Result<(), ApiError> {
+        self.count_all("general", &[(Key::Requests(client), self.0.limits.per_minute)], Count::Take).await
+    }
+
+    /// Before checking credentials: refused once this client's failures
+    /// (for this account, or in all) are used up.
     pub async fn credentials_allowed(&self, client: IpAddr, account: Option<&str>) -> Result<(), ApiError> {
         self.count_all("login_failures", &self.failure_counters(client, account), Count::Check).await
     }
@@ -151,8 +200,8 @@ impl RateLimiter {
     pub async fn recovery_requested(&self, client: IpAddr, email: &str) -> Result<(), ApiError> {
         let limits = &self.0.limits;
         let counters = [
-            (format!("recover:{client}"), limits.recovery_per_client),
-            (format!("recover-to:{}", email.trim().to_lowercase()), limits.recovery_per_email),
+            (Key::Recovery(client), limits.recovery_per_client),
+            (Key::RecoveryTo(email.trim().to_lowercase()), limits.recovery_per_email),
         ];
         self.count_all("password_recovery", &counters, Count::Take).await
     }
@@ -166,6 +215,11 @@ impl RateLimiter {
             },
         }
     }
+}
+
+fn refused(budget: &'static str, retry_after_secs: u64) -> ApiError {
+    metrics::counter!("rate_limit_rejections_total", "budget" => budget).increment(1);
+    ApiError::TooManyRequests { retry_after_secs }
 }
 
 fn now_ms() -> u64 {

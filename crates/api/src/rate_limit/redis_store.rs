@@ -6,8 +6,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 
-use super::Count;
 use super::window::{self, WINDOW_MS};
+use super::{Count, Key};
 
 /// Redis must answer quickly or be bypassed: a slow limiter would slow
 /// every request.
@@ -57,7 +57,7 @@ impl RedisStore {
 
     pub async fn count(
         &self,
-        key: &str,
+        key: &Key,
         limit: u32,
         count: Count,
         now_ms: u64,

@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::middleware::rate_limit;
+use crate::middleware::rate_limit::RateLimitLayer;
 use crate::middleware::{self, RequestTasks, trailing_slash::KnownPaths};
 use crate::state::AppState;
 
@@ -100,7 +100,7 @@ pub fn router(state: AppState, tasks: &RequestTasks) -> impl middleware::App + u
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
 
     let known = KnownPaths::new(openapi.paths.paths.keys().map(String::as_str));
-    let api = api.layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::enforce));
+    let api = api.layer(RateLimitLayer::new(state.clone()));
     let router = Router::new()
         .merge(api)
         .route("/healthz", get(health::healthz))
