@@ -225,3 +225,27 @@ fn refused(budget: &'static str, retry_after_secs: u64) -> ApiError {
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are the counters' keys in Redis, which replicas of the
+    /// version before share during a deploy: they must not change.
+    #[test]
+    fn counter_names_are_the_keys_redis_holds() {
+        let address = IpAddr::from([203, 0, 113, 7]);
+        let user = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let names = [
+            (Key::Requests(Client::User(user)), "user:01234567-89ab-cdef-0123-456789abcdef"),
+            (Key::Requests(Client::Address(address)), "ip:203.0.113.7"),
+            (Key::Failures(address), "fail:203.0.113.7"),
+            (Key::AccountFailures(address, "a@example.com".into()), "fail:203.0.113.7:a@example.com"),
+            (Key::Recovery(address), "recover:203.0.113.7"),
+            (Key::RecoveryTo("a@example.com".into()), "recover-to:a@example.com"),
+        ];
+        for (key, name) in names {
+            assert_eq!(key.to_string(), name);
+        }
+    }
+}
