@@ -228,20 +228,33 @@ mod tests {
         let gated = Gated::default();
         let (writer, guard) = start(gated.clone()).unwrap();
         let line = format!("{}\n", "y".repeat(1023));
-        let lines = (MAX_BUFFERED_BYTES / line.len()) * 2;
+        // Three buffers' worth: the writer takes at most one before it
+        // stalls, so the logger fills a second and then must wait until the
+        // output opens. (With two, the writer could take the first just as
+        // the logger began to wait, and the wait was over before it was seen.)
+        let lines = (MAX_BUFFERED_BYTES / line.len()) * 3;
         let logger = {
             let (writer, line) = (writer.clone(), line.clone());
             thread::spawn(move || (0..lines).for_each(|_| writer.make_writer().write_all(line.as_bytes()).unwrap()))
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while writer.0.lock().waiting_for_room == 0 {
-            assert!(Instant::now() < deadline, "the logger never waited for room");
+        let waited = loop {
+            let state = writer.0.lock();
+            if state.waiting_for_room > 0 && state.lines.len() >= MAX_BUFFERED_BYTES {
+                break true;
+            }
+            drop(state);
+            if Instant::now() > deadline {
+                break false;
+            }
             thread::sleep(Duration::from_millis(1));
-        }
-        assert!(writer.0.lock().lines.len() >= MAX_BUFFERED_BYTES);
+        };
+        // Opened before anything is asserted: a failed assertion would drop
+        // the guard, which waits for the writer, stuck behind the gate.
         let (open, opened) = &*gated.open;
         *open.lock().unwrap() = true;
         opened.notify_all();
+        assert!(waited, "the logger never waited for room with the buffer full");
         logger.join().unwrap();
         drop(guard);
         assert_eq!(gated.out.text().lines().count(), lines);
