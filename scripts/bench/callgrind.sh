@@ -44,12 +44,12 @@ has_symbols "$RUN_BIN_DIR/api" || die "$BIN_DIR/api has no symbols"
 # Where a request's instructions go: a label and a function-name pattern
 # (callgrind_annotate --inclusive=yes); the first function that matches counts.
 FOCUS=(
-  "request id (tower-http SetRequestId)|tower_http::request_id::SetRequestId<S,M> as tower_service::Service"
+  "request id (a new UUID as a header)|api::middleware::request_id::new_id"
   "telemetry: request span, and the call down the layers below|api::middleware::telemetry::Observe<S> as tower_service::Service"
   "telemetry: closing span, access log line, metrics|api::middleware::telemetry::Started::finish"
   "  access log line (fmt layer, JSON, write)|tracing_subscriber::fmt::fmt_layer::Layer<S,N,E,W> as tracing_subscriber::layer::Layer<S>>::on_event"
   "  metrics (request series)|api::middleware::telemetry::record|metrics_exporter_prometheus::recorder::Inner.*register|metrics::recorder::Recorder>::register_counter"
-  "rate limit (token decode + counter)|api::middleware::rate_limit::RateLimit<S> as tower_service::Service"
+  "rate limit (the counter)|api::rate_limit::RateLimiter::request_allowed"
   "token decoding (all calls)|shared_core::auth::token::TokenKeys::decode_access_token"
   "user lookup (CurrentUser)|api::extract::auth::CurrentUser"
   "items::list (SQL, rows)|shared_core::db::items::list"

@@ -75,7 +75,7 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> impl 
     ServiceBuilder::new()
         .layer_fn(move |inner| run_to_completion::RunToCompletion::new(inner, tasks.clone()))
         .option_layer(error_reporting::scope_layers())
-        .layer(request_id::layers())
+        .layer_fn(request_id::RequestIds::new)
         .layer(json_errors::layer())
         .layer(security_headers::layers())
         .service(routed)

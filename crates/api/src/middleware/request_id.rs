@@ -1,32 +1,97 @@
-//! `x-request-id`: tower-http's `SetRequestId` generates a UUID when the
-//! caller sent none and puts the id in the request extensions, and
-//! `PropagateRequestId` echoes it on the response. A caller's id ends up in
-//! every log line of its request, so one that is not short and plain is
-//! dropped first and replaced like a missing one.
+//! `x-request-id`: the caller's id when it sent one fit for the logs,
+//! else a new UUID. It is set on the request (header and extensions) and
+//! echoed on the response. A caller's id ends up in every log line of its
+//! request, so one that is not short and plain is replaced like a missing
+//! one.
+//!
+//! One service of our own instead of tower-http's three layers (drop an
+//! unfit id, set, propagate), which wrapped the request and its response
+//! future three times and made each UUID's header through a `String`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use tower::ServiceBuilder;
-use tower::layer::util::{Identity, Stack};
-use tower::util::MapRequestLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use axum::response::Response;
+use pin_project_lite::pin_project;
+use tower::Service;
+use tower_http::request_id::RequestId;
+use uuid::Uuid;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-type DropUnfitCallerId = MapRequestLayer<fn(Request) -> Request>;
-type Layers =
-    Stack<PropagateRequestIdLayer, Stack<SetRequestIdLayer<MakeRequestUuid>, Stack<DropUnfitCallerId, Identity>>>;
-
-/// The id layers, outermost first: drop an unfit caller id, set, propagate.
-pub fn layers() -> Layers {
-    ServiceBuilder::new()
-        .layer(MapRequestLayer::new(drop_unfit_caller_id as fn(Request) -> Request))
-        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
-        .into_inner()
+#[derive(Clone)]
+pub struct RequestIds<S> {
+    inner: S,
 }
 
-/// The request's id as text ("" outside the request id layers).
+impl<S> RequestIds<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S> Service<Request> for RequestIds<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Echoed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = match request.headers().get(&X_REQUEST_ID) {
+            Some(given) if fit_for_logs(given) => Some(given.clone()),
+            _ => new_id().inspect(|id| {
+                request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+            }),
+        };
+        if let Some(id) = &id {
+            request.extensions_mut().insert(RequestId::new(id.clone()));
+        }
+        Echoed { response: self.inner.call(request), id }
+    }
+}
+
+pin_project! {
+    /// The response on its way, with the id to echo on it.
+    pub struct Echoed<F> {
+        #[pin]
+        response: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, E> Future for Echoed<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.response.poll(cx))?;
+        if let Some(id) = this.id.take()
+            && !response.headers().contains_key(&X_REQUEST_ID)
+        {
+            response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// A new UUID as a header value, written without a `String` between.
+fn new_id() -> Option<HeaderValue> {
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_bytes(Uuid::new_v4().hyphenated().encode_lower(&mut text).as_bytes()).ok()
+}
+
+/// The request's id as text ("" outside this layer).
 pub fn of(request: &Request) -> &str {
     text(request.extensions().get::<RequestId>())
 }
@@ -40,13 +105,6 @@ pub fn kept(request: &Request) -> Option<RequestId> {
 /// A kept id as text ("" for none).
 pub fn text(id: Option<&RequestId>) -> &str {
     id.and_then(|id| id.header_value().to_str().ok()).unwrap_or_default()
-}
-
-fn drop_unfit_caller_id(mut request: Request) -> Request {
-    if request.headers().get(&X_REQUEST_ID).is_some_and(|id| !fit_for_logs(id)) {
-        request.headers_mut().remove(&X_REQUEST_ID);
-    }
-    request
 }
 
 fn fit_for_logs(value: &HeaderValue) -> bool {

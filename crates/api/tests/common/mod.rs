@@ -170,6 +170,9 @@ pub fn test_env(db: &TestDb, customise: impl FnOnce(&mut HashMap<String, String>
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     env.insert("DATABASE_URL".into(), db.url.clone());
+    // The default (`./data/backups`) is relative: a worker run in the
+    // test's own process would write its backups into the source tree.
+    env.insert("BACKUP_DIR".into(), db.dir().join("backups").display().to_string());
     customise(&mut env);
     env
 }
