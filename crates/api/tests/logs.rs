@@ -38,25 +38,33 @@ async fn wait_until_ready(url: &str, within: Duration) {
     }
 }
 
-#[tokio::test]
-async fn piped_logs_are_json_lines_without_colour_with_the_path_of_a_404() {
+/// Runs the api with its stderr piped and `LOG_LEVEL` as given (unset:
+/// the default), sends it `requests` (path, expected status) once it
+/// answers, stops it with SIGTERM and returns what it logged.
+async fn logged_while_serving(log_level: Option<&str>, requests: &[(&str, u16)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = api(dir.path())
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("METRICS_ADDR", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = api(dir.path());
+    command.env("LISTEN_ADDR", format!("127.0.0.1:{port}")).env("METRICS_ADDR", "127.0.0.1:0");
+    if let Some(level) = log_level {
+        command.env("LOG_LEVEL", level);
+    }
+    let child = command.stderr(Stdio::piped()).spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ready(&format!("{base}/healthz"), Duration::from_secs(30)).await;
-    assert_eq!(reqwest::get(format!("{base}/no/such/page?secret=1")).await.unwrap().status(), 404);
-    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
+    for (path, status) in requests {
+        assert_eq!(reqwest::get(format!("{base}{path}")).await.unwrap().status(), *status, "{path}");
+    }
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
     assert!(output.status.success());
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[tokio::test]
+async fn piped_logs_are_json_lines_without_colour_with_the_path_of_a_404() {
+    let stderr = logged_while_serving(None, &[("/no/such/page?secret=1", 404), ("/healthz", 200)]).await;
 
     assert!(!stderr.contains('\u{1b}'), "colour codes in piped logs:\n{stderr}");
     let lines: Vec<Value> = stderr
@@ -82,6 +90,16 @@ async fn piped_logs_are_json_lines_without_colour_with_the_path_of_a_404() {
         let latency = line["span"]["latency_ms"].as_f64().unwrap();
         assert!(((latency * 100.0).round() - latency * 100.0).abs() < 1e-6, "latency_ms not rounded: {latency}");
     }
+}
+
+/// A filter that names the request's span lets its access lines through,
+/// and nothing else at that level.
+#[tokio::test]
+async fn a_log_filter_on_the_request_span_keeps_the_access_lines() {
+    let stderr = logged_while_serving(Some("warn,[request]=info"), &[("/api/v1/utils/health-check/", 200)]).await;
+    let mut finished = stderr.lines().filter(|line| line.contains(r#""message":"request finished""#));
+    assert!(finished.any(|line| line.contains("/api/v1/utils/health-check/")), "{stderr}");
+    assert!(!stderr.contains("migrations applied"), "an INFO line outside the span: {stderr}");
 }
 
 #[test]

@@ -170,6 +170,8 @@ impl RateLimiter {
     /// The general budget of one request from `client`, decided at once
     /// when the counters are in memory; `None` when Redis keeps them, and
     /// `request_allowed` asks it.
+    // Not inlined, so that scripts/bench/callgrind.sh can show it on its own.
+    #[inline(never)]
     pub fn request_allowed_in_memory(&self, client: Client) -> Option<Result<(), ApiError>> {
         let now = now_ms();
         if self.redis_now(now).is_some() {
