@@ -29,6 +29,10 @@ use shared_core::config::HttpSettings;
 
 pub use run_to_completion::RequestTasks;
 
+/// A response future of a layer's slow path (waiting for a slot, for Redis),
+/// boxed so that the usual path stays unboxed.
+type BoxedResponse = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
 /// The app as the server runs it: the router inside every layer, one
 /// concrete service.
 pub trait App:

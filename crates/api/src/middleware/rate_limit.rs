@@ -3,9 +3,7 @@
 //! against its address.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -14,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use tower::{Layer, Service};
 
+use super::BoxedResponse;
 use crate::extract::auth::VerifiedUserId;
 use crate::extract::client;
 use crate::rate_limit::Client;
@@ -46,8 +45,6 @@ pub struct RateLimit<S> {
     inner: S,
     state: Arc<AppState>,
 }
-
-type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 impl<S> Service<Request> for RateLimit<S>
 where

@@ -25,6 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
+use super::BoxedResponse;
 use crate::error::detail;
 
 #[derive(Clone)]
@@ -68,8 +69,6 @@ impl<S> RunToCompletion<S> {
         Self { inner, tasks }
     }
 }
-
-type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 impl<S> Service<Request> for RunToCompletion<S>
 where
