@@ -1,295 +1,323 @@
 //! The JSON log line, byte for byte the layout of tracing-subscriber's
 //! `.json().flatten_event(true).with_current_span(true).with_span_list(false)`:
 //! timestamp, level, the event's fields, target, and the current span's
-//! fields with its name.
+//! fields, sorted by name, with its name.
 //!
-//! The library stores a span's fields as a JSON object string when the span
-//! opens, building it through a map of `serde_json::Value`s (an allocation
-//! or two per field), then for every line parses that string back into
-//! values and serialises them again (its own comment calls this a
-//! stop-gap). Here the span's fields are written straight to JSON, sorted by
-//! name as the library's map sorts them ([`SpanFields`]), and each line
-//! splices that string in as it is; fields recorded later are put in their
-//! places among the stored ones as text. On a /healthz request the spans
-//! and the access line went from 45,000 to 12,000 instructions (stop 18 of
-//! docs/benchmarks.md, when the access line still had a span of its own).
+//! A layer of its own rather than the library's formatter. The library
+//! writes a span's fields out as a JSON object string when the span opens,
+//! parses that string back into values on every line and on every record,
+//! and serialises them again (its own comment calls this a stop-gap). Here a
+//! span keeps each field's value as JSON text, by name ([`SpanFields`]): a
+//! record replaces one value, and a line copies the values as they are.
+//! Strings are escaped as serde_json escapes them, eight bytes at a time
+//! while there is nothing to escape ([`push_string`]).
 
-use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::ops::Range;
 
 use chrono::Utc;
-use serde::Serializer as _;
-use serde::ser::SerializeMap;
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
-use tracing_serde::{AsSerde, SerdeMapVisitor};
-use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::rfc3339::{self, Fraction};
 
-pub struct JsonLine;
+/// Writes each event as one JSON line to `make_writer`.
+pub struct JsonLines<W> {
+    make_writer: W,
+}
 
-impl<S> FormatEvent<S, SpanFields> for JsonLine
+impl<W> JsonLines<W> {
+    pub fn new(make_writer: W) -> Self {
+        Self { make_writer }
+    }
+}
+
+impl<S, W> Layer<S> for JsonLines<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields::default();
+        attributes.record(&mut fields);
+        span.extensions_mut().insert(fields);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<SpanFields>() {
+            Some(fields) => values.record(fields),
+            None => {
+                let mut fields = SpanFields::default();
+                values.record(&mut fields);
+                extensions.insert(fields);
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        thread_local! {
+            static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+        }
+        LINE.with(|kept| {
+            // An event logged while a line is being written (by a value's
+            // `Debug`, say) gets a buffer of its own.
+            let mut own = Vec::new();
+            let mut borrowed = kept.try_borrow_mut();
+            let line = match borrowed.as_deref_mut() {
+                Ok(kept) => kept,
+                Err(_) => &mut own,
+            };
+            line.clear();
+            if write_line(line, event, &ctx).is_ok() {
+                // Nowhere to report a failed write of a log line.
+                let _ = self.make_writer.make_writer_for(event.metadata()).write_all(line);
+            }
+        });
+    }
+}
+
+fn write_line<S>(line: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>) -> fmt::Result
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, SpanFields>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let mut digits = rfc3339::Buffer::default();
-        let mut fallback = String::new();
-        let timestamp = match rfc3339::write(&Utc::now(), Fraction::Micros, &mut digits) {
-            Some(text) => text,
-            None => {
-                SystemTime.format_time(&mut Writer::new(&mut fallback))?;
-                &fallback
-            }
-        };
-        let meta = event.metadata();
-
-        let mut line = Vec::with_capacity(256);
-        let mut serializer = serde_json::Serializer::new(&mut line);
-        let mut map = serializer.serialize_map(None).map_err(|_| fmt::Error)?;
-        map.serialize_entry("timestamp", &timestamp).map_err(|_| fmt::Error)?;
-        map.serialize_entry("level", &meta.level().as_serde()).map_err(|_| fmt::Error)?;
-        let mut fields = SerdeMapVisitor::new(map);
-        event.record(&mut fields);
-        let mut map = fields.take_serializer().map_err(|_| fmt::Error)?;
-        map.serialize_entry("target", meta.target()).map_err(|_| fmt::Error)?;
-        map.end().map_err(|_| fmt::Error)?;
-        // serde_json writes UTF-8 only.
-        let line = std::str::from_utf8(&line).map_err(|_| fmt::Error)?;
-
-        let span = event.parent().and_then(|id| ctx.span(id)).or_else(|| ctx.lookup_current());
-        let Some(span) = span else {
-            return writeln!(writer, "{line}");
-        };
-        let extensions = span.extensions();
-        let stored = extensions.get::<FormattedFields<SpanFields>>().map_or("{}", |f| f.fields.as_str());
-        // Both are JSON objects: drop the closing brace of the line and of the
-        // span's fields, and close them after the span's name.
-        let open_line = &line[..line.len() - 1];
-        let span_fields = &stored[..stored.len() - 1];
-        let comma = if span_fields.len() > 1 { "," } else { "" };
-        let name = serde_json::to_string(span.metadata().name()).map_err(|_| fmt::Error)?;
-        writeln!(writer, "{open_line},\"span\":{span_fields}{comma}\"name\":{name}}}}}")
-    }
-}
-
-/// A span's fields as one JSON object, keys sorted: what tracing-subscriber's
-/// `JsonFields` makes, without a `serde_json::Value` per field.
-#[derive(Default)]
-pub struct SpanFields;
-
-impl<'writer> FormatFields<'writer> for SpanFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
-        let mut collected = Collected::default();
-        fields.record(&mut collected);
-        writer.write_str(&collected.into_object()?)
-    }
-
-    /// `Span::record` on a span whose fields are already written (the
-    /// request's status and latency, when it ends): the recorded fields
-    /// put in their places among the stored ones, a recorded field taking
-    /// the place of a stored one of the same name. The stored entries are
-    /// copied as they are, not read back into values.
-    fn add_fields(
-        &self,
-        current: &'writer mut FormattedFields<Self>,
-        fields: &tracing::span::Record<'_>,
-    ) -> fmt::Result {
-        let mut recorded = Collected::default();
-        fields.record(&mut recorded);
-        let merged = recorded.merged_into(&current.fields);
-        // The library drops the record on an error, without a word.
-        debug_assert!(merged.is_ok(), "span fields this formatter did not write: {}", current.fields);
-        current.fields = merged?;
-        Ok(())
-    }
-}
-
-/// The entries of an object [`Collected::into_object`] wrote: each name,
-/// unescaped, and the entry's whole text (`"name":value`). Its values are
-/// strings, numbers, `true`, `false`, `null` and arrays of numbers (bytes),
-/// so a value ends at its closing quote, at its bracket or before the next
-/// comma.
-fn stored_entries(object: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
-    let body = object.strip_prefix('{')?.strip_suffix('}')?;
-    let bytes = body.as_bytes();
-    let mut entries = Vec::with_capacity(8);
-    let mut at = 0;
-    while at < bytes.len() {
-        let name_end = string_end(bytes, at)?;
-        let quoted = &body[at..name_end];
-        let name = match quoted.contains('\\') {
-            true => Cow::Owned(serde_json::from_str(quoted).ok()?),
-            false => Cow::Borrowed(&quoted[1..quoted.len() - 1]),
-        };
-        let start = name_end + 1;
-        (bytes.get(name_end) == Some(&b':')).then_some(())?;
-        let end = match bytes.get(start)? {
-            b'"' => string_end(bytes, start)?,
-            b'[' => start + body[start..].find(']')? + 1,
-            _ => body[start..].find(',').map_or(body.len(), |comma| start + comma),
-        };
-        entries.push((name, &body[at..end]));
-        at = end + 1;
-    }
-    Some(entries)
-}
-
-/// Where the JSON string starting at `start` ends (after its closing quote).
-fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
-    (bytes.get(start) == Some(&b'"')).then_some(())?;
-    let mut at = start + 1;
-    while let Some(byte) = bytes.get(at) {
-        match byte {
-            b'\\' => at += 2,
-            b'"' => return Some(at + 1),
-            _ => at += 1,
+    let mut digits = rfc3339::Buffer::default();
+    let mut fallback = String::new();
+    let timestamp = match rfc3339::write(&Utc::now(), Fraction::Micros, &mut digits) {
+        Some(text) => text,
+        None => {
+            SystemTime.format_time(&mut Writer::new(&mut fallback))?;
+            &fallback
         }
+    };
+    let meta = event.metadata();
+    line.extend_from_slice(b"{\"timestamp\":");
+    push_string(line, timestamp);
+    line.extend_from_slice(b",\"level\":\"");
+    line.extend_from_slice(meta.level().as_str().as_bytes());
+    line.push(b'"');
+    let mut fields = EventFields { line };
+    event.record(&mut fields);
+    line.extend_from_slice(b",\"target\":");
+    push_string(line, meta.target());
+    // The span the event was logged in: its explicit parent, else the
+    // current one (as the library picks it).
+    if let Some(span) = event.parent().and_then(|id| ctx.span(id)).or_else(|| ctx.lookup_current()) {
+        line.extend_from_slice(b",\"span\":{");
+        if let Some(fields) = span.extensions().get::<SpanFields>() {
+            for (name, value) in &fields.entries {
+                push_string(line, name);
+                line.push(b':');
+                line.extend_from_slice(&fields.json[value.clone()]);
+                line.push(b',');
+            }
+        }
+        line.extend_from_slice(b"\"name\":");
+        push_string(line, span.metadata().name());
+        line.push(b'}');
     }
-    None
+    line.extend_from_slice(b"}\n");
+    Ok(())
 }
 
-/// Each field's name and its value already as JSON, in one buffer.
-struct Collected {
+/// A span's fields: each value as JSON text, by name, the names sorted as
+/// the library's map sorts them.
+struct SpanFields {
+    /// The values' text, one after another. A value recorded anew is
+    /// appended and its old text left behind: a span records few.
     json: Vec<u8>,
-    entries: Vec<(&'static str, std::ops::Range<usize>)>,
-    /// Where a `Debug` value is formatted before it is quoted.
-    scratch: String,
+    /// Each name, sorted, with where its value is in `json`.
+    entries: Vec<(&'static str, Range<usize>)>,
 }
 
-impl Default for Collected {
+impl Default for SpanFields {
     /// Room for a request span's fields, so that recording them does not
     /// grow the buffers field by field.
     fn default() -> Self {
-        Self { json: Vec::with_capacity(128), entries: Vec::with_capacity(8), scratch: String::new() }
+        Self { json: Vec::with_capacity(128), entries: Vec::with_capacity(8) }
     }
 }
 
-impl Collected {
-    fn push(&mut self, field: &Field, write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>) {
+impl SpanFields {
+    fn push(&mut self, field: &Field, write: impl FnOnce(&mut Vec<u8>)) {
         // As the library's map: a raw identifier's `r#` is dropped, and a
         // field recorded twice keeps its last value.
         let name = field.name();
         let name = name.strip_prefix("r#").unwrap_or(name);
         let start = self.json.len();
-        if write(&mut self.json).is_err() {
-            self.json.truncate(start);
-            return;
+        write(&mut self.json);
+        let value = start..self.json.len();
+        match self.entries.binary_search_by_key(&name, |(stored, _)| stored) {
+            Ok(at) => self.entries[at].1 = value,
+            Err(at) => self.entries.insert(at, (name, value)),
         }
-        self.entries.retain(|(other, _)| *other != name);
-        self.entries.push((name, start..self.json.len()));
-    }
-
-    /// The entries sorted by name, as the library's map sorts them, each
-    /// with its value's JSON.
-    fn sorted(&mut self) -> Result<impl Iterator<Item = (&'static str, &str)>, fmt::Error> {
-        self.entries.sort_unstable_by_key(|(name, _)| *name);
-        // serde_json writes UTF-8 only.
-        let json = std::str::from_utf8(&self.json).map_err(|_| fmt::Error)?;
-        Ok(self.entries.iter().map(move |(name, value)| (*name, &json[value.clone()])))
-    }
-
-    fn into_object(mut self) -> Result<String, fmt::Error> {
-        // Put together in one buffer of the right size: written piece by
-        // piece, the span's stored string grew ten times per request.
-        let size = 2 + self.entries.iter().map(|(name, value)| name.len() + value.len() + 4).sum::<usize>();
-        let mut object = String::with_capacity(size);
-        object.push('{');
-        for (name, value) in self.sorted()? {
-            push_entry(&mut object, name, value)?;
-        }
-        object.push('}');
-        Ok(object)
-    }
-
-    /// The object `stored` (one [`Self::into_object`] wrote) with these
-    /// entries put in their places.
-    fn merged_into(mut self, stored: &str) -> Result<String, fmt::Error> {
-        let mut object = String::with_capacity(stored.len() + self.json.len() + 16 * self.entries.len());
-        object.push('{');
-        let mut recorded = self.sorted()?.peekable();
-        for (name, entry) in stored_entries(stored).ok_or(fmt::Error)? {
-            while let Some((new, value)) = recorded.next_if(|(new, _)| *new < name.as_ref()) {
-                push_entry(&mut object, new, value)?;
-            }
-            if recorded.peek().is_some_and(|(new, _)| *new == name) {
-                // Recorded anew: written in its place by the loop above or below.
-                continue;
-            }
-            if object.len() > 1 {
-                object.push(',');
-            }
-            object.push_str(entry);
-        }
-        for (new, value) in recorded {
-            push_entry(&mut object, new, value)?;
-        }
-        object.push('}');
-        Ok(object)
     }
 }
 
-/// One `"name":value` entry of an object being written, after a comma unless it is the first.
-fn push_entry(object: &mut String, name: &str, value: &str) -> fmt::Result {
-    if object.len() > 1 {
-        object.push(',');
-    }
-    // A field name is an identifier; anything else goes through serde_json.
-    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') {
-        object.push('"');
-        object.push_str(name);
-        object.push('"');
-    } else {
-        object.push_str(&serde_json::to_string(name).map_err(|_| fmt::Error)?);
-    }
-    object.push(':');
-    object.push_str(value);
-    Ok(())
-}
-
-impl Visit for Collected {
+/// As tracing-subscriber's JSON visitor stores a span's fields (through
+/// `serde_json::Value`).
+impl Visit for SpanFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let mut text = std::mem::take(&mut self.scratch);
-        text.clear();
-        let _ = write!(text, "{value:?}");
-        self.push(field, |out| serde_json::to_writer(out, text.as_str()));
-        self.scratch = text;
+        self.push(field, |json| push_debug(json, value));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, |out| serde_json::to_writer(out, value));
+        self.push(field, |json| push_string(json, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.push(field, |out| serde_json::to_writer(out, &value));
+        self.push(field, |json| push_number(json, value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.push(field, |out| serde_json::to_writer(out, &value));
+        self.push(field, |json| push_number(json, value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         // As serde_json::Value: a number that is not finite is null.
-        self.push(field, |out| serde_json::to_writer(out, &serde_json::Number::from_f64(value)));
+        self.push(field, |json| push_number(json, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.push(field, |out| serde_json::to_writer(out, &value));
+        self.push(field, |json| json.extend_from_slice(if value { b"true" } else { b"false" }));
     }
 
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
-        self.push(field, |out| serde_json::to_writer(out, value));
+        // An array of numbers.
+        self.push(field, |json| push_number(json, value));
     }
+}
+
+/// An event's fields, each written after a comma in the order given, as
+/// tracing-serde's map visitor writes them: names as they are, bytes (and
+/// anything else without a method of its own) as their `Debug` text.
+struct EventFields<'a> {
+    line: &'a mut Vec<u8>,
+}
+
+impl EventFields<'_> {
+    fn name(&mut self, field: &Field) {
+        self.line.push(b',');
+        push_string(self.line, field.name());
+        self.line.push(b':');
+    }
+
+    fn number(&mut self, field: &Field, value: impl serde::Serialize) {
+        self.name(field);
+        push_number(self.line, value);
+    }
+}
+
+impl Visit for EventFields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.name(field);
+        push_debug(self.line, value);
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.name(field);
+        push_string(self.line, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.number(field, value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.number(field, value);
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // serde_json writes a number that is not finite as null.
+        self.number(field, value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.name(field);
+        self.line.extend_from_slice(if value { b"true" } else { b"false" });
+    }
+}
+
+/// `value`'s `Debug` text as a JSON string, escaped as it is formatted.
+fn push_debug(out: &mut Vec<u8>, value: &dyn fmt::Debug) {
+    struct Escaping<'a>(&'a mut Vec<u8>);
+    impl fmt::Write for Escaping<'_> {
+        fn write_str(&mut self, text: &str) -> fmt::Result {
+            push_escaped(self.0, text);
+            Ok(())
+        }
+    }
+    out.push(b'"');
+    let _ = write!(Escaping(out), "{value:?}");
+    out.push(b'"');
+}
+
+fn push_number(json: &mut Vec<u8>, value: impl serde::Serialize) {
+    let _ = serde_json::to_writer(json, &value);
+}
+
+/// `text` as a JSON string, escaped as serde_json escapes it: quotes,
+/// backslashes and control characters, the common ones by letter.
+fn push_string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    push_escaped(out, text);
+    out.push(b'"');
+}
+
+fn push_escaped(out: &mut Vec<u8>, text: &str) {
+    let mut rest = text.as_bytes();
+    while let Some(at) = first_to_escape(rest) {
+        out.extend_from_slice(&rest[..at]);
+        match rest[at] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            control => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(control >> 4)]);
+                out.push(HEX[usize::from(control & 0xf)]);
+            }
+        }
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// Where the first byte JSON escapes is: eight bytes at a time while none
+/// of them is one, then byte by byte.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether any byte of `word` is zero, or, of `word - ONES * n` below n
+    // (n up to 128): exact as a yes or no, whatever the byte order.
+    let any_below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH != 0;
+    let mut at = 0;
+    while let Some(word) = bytes[at..].first_chunk::<8>() {
+        let word = u64::from_ne_bytes(*word);
+        if any_below(word, 0x20)
+            || any_below(word ^ (ONES * u64::from(b'"')), 1)
+            || any_below(word ^ (ONES * u64::from(b'\\')), 1)
+        {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\').map(|found| at + found)
 }
 
 #[cfg(test)]
@@ -299,7 +327,6 @@ mod tests {
     use std::io;
     use std::sync::{Arc, Mutex};
 
-    use tracing_subscriber::fmt::MakeWriter;
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
@@ -347,6 +374,19 @@ mod tests {
         let request = tracing::info_span!("request", method = %"GET", route = "/api/v1/items/{id}", request_id = %"a\"b\\c\u{1}é");
         request.in_scope(|| {
             tracing::warn!(count = 3, ratio = 0.1 + 0.2, ok = true, text = "ünïcode \n", "inside {}", "it");
+            let error = std::io::Error::other("disk \"full\"");
+            tracing::info!(
+                r#type = "raw",
+                count = 1,
+                count = 2,
+                bytes = &b"ab"[..],
+                wide = 1_u128 << 100,
+                not_a_number = f64::NAN,
+                negative = -7_i64,
+                error = &error as &dyn std::error::Error,
+                debugged = ?Some("x\ty"),
+                "every kind of event field"
+            );
             let inner = tracing::info_span!(
                 "inner",
                 latency_ms = 1.25,
@@ -393,21 +433,19 @@ mod tests {
     }
 
     #[test]
-    fn stored_entries_are_read_back_as_written() {
-        let object = r#"{"a":"x,\"}\\","b":[1,44],"c":-1.5e+300,"odd \"name\"":null,"t":true}"#;
-        let entries = stored_entries(object).unwrap();
-        let expected: Vec<(Cow<'_, str>, &str)> = vec![
-            ("a".into(), r#""a":"x,\"}\\""#),
-            ("b".into(), r#""b":[1,44]"#),
-            ("c".into(), r#""c":-1.5e+300"#),
-            ("odd \"name\"".into(), r#""odd \"name\"":null"#),
-            ("t".into(), r#""t":true"#),
-        ];
-        assert_eq!(entries, expected);
-        assert_eq!(stored_entries("{}").unwrap(), vec![]);
-        // Not an object this module wrote: refused, not misread.
-        assert_eq!(stored_entries(r#"{"a":"unclosed}"#), None);
-        assert_eq!(stored_entries(r#"{"a"}"#), None);
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every_ascii: String = (0..=127_u8).map(char::from).collect();
+        every_ascii.push_str("é ünï \u{2028} 😀");
+        // Every length and start, so that each byte is met both in the
+        // eight-at-a-time scan and in the byte-by-byte tail.
+        for start in 0..every_ascii.len() {
+            for end in start..every_ascii.len() {
+                let Some(text) = every_ascii.get(start..end) else { continue };
+                let mut ours = Vec::new();
+                push_string(&mut ours, text);
+                assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(text).unwrap());
+            }
+        }
     }
 
     #[test]
@@ -420,12 +458,11 @@ mod tests {
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false);
-        let this =
-            tracing_subscriber::fmt::layer().with_writer(ours.clone()).fmt_fields(SpanFields).event_format(JsonLine);
+        let this = JsonLines::new(ours.clone());
         tracing::subscriber::with_default(tracing_subscriber::registry().with(library).with(this), log_everything);
 
         let (theirs, ours) = (lines(&theirs), lines(&ours));
-        assert_eq!(theirs.len(), 8);
+        assert_eq!(theirs.len(), 9);
         assert_eq!(ours, theirs);
         assert!(
             ours[1].contains(

@@ -60,11 +60,10 @@ pub fn init(settings: &Settings) -> ErrorReporting {
         LogFormat::PrettyOnTerminal => terminal,
     };
     let (writer, log_writer) = batch_writer::start(std::io::stderr()).expect("the log writer thread starts");
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(terminal);
     let fmt = if pretty {
-        fmt.boxed()
+        tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(terminal).boxed()
     } else {
-        fmt.fmt_fields(json_line::SpanFields).event_format(json_line::JsonLine).boxed()
+        json_line::JsonLines::new(writer).boxed()
     };
     let installed = tracing_subscriber::registry().with(filter).with(fmt).with(breadcrumbs).with(errors).try_init();
     ErrorReporting { _log_writer: installed.is_ok().then_some(log_writer), _sentry: reporting }
