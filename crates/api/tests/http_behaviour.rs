@@ -285,6 +285,26 @@ async fn a_request_over_the_timeout_gets_a_json_408() {
     assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Request Timeout"}));
 }
 
+/// The timer starts only at a route's first wait, but its deadline counts
+/// from the request's arrival: a route that works 0.9 s without a wait and
+/// then waits 0.9 s more gets its 408 at 1 s, not its answer at 1.8 s (as a
+/// deadline counted from the first wait, at 1.9 s, would give).
+#[tokio::test]
+async fn the_timeout_counts_from_the_requests_arrival_not_its_first_wait() {
+    let routes = Router::new().route(
+        "/busy-then-slow",
+        get(|| async {
+            std::thread::sleep(Duration::from_millis(900));
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            "late"
+        }),
+    );
+    let (url, _db) = serve_behind_middleware(routes, &[("REQUEST_TIMEOUT_SECONDS", "1")]).await;
+    let response = http_client().get(format!("{url}/busy-then-slow")).send().await.unwrap();
+    assert_eq!(response.status(), 408);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Request Timeout"}));
+}
+
 /// MAX_IN_FLIGHT_REQUESTS: a request beyond it waits for a slot and does
 /// not start before one is free; then it runs as any other.
 #[tokio::test]

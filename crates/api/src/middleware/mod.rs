@@ -13,17 +13,16 @@ pub mod request_id;
 pub mod run_to_completion;
 pub mod security_headers;
 pub mod telemetry;
+pub mod timeout;
 pub mod trailing_slash;
 
 use std::convert::Infallible;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::StatusCode;
 use axum::response::Response;
 use tower::{Service, ServiceBuilder};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use shared_core::config::HttpSettings;
 
@@ -62,13 +61,14 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> impl 
     // error-report tags) and everything whose outcome the access log line
     // must record (CORS answers, panics, timeouts, the body limit).
     let origins = cors::origins(&http.cors_origins);
+    let request_timeout = http.request_timeout;
     let routed = router.layer(
         ServiceBuilder::new()
             .option_layer(error_reporting::tag_layer())
             .layer_fn(telemetry::Observe::new)
             .layer_fn(move |inner| cors::Cors::new(inner, origins.clone()))
             .layer_fn(panic::CatchPanic::new)
-            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout))
+            .layer_fn(move |inner| timeout::Timeout::new(inner, request_timeout))
             .layer(DefaultBodyLimit::max(http.max_body_bytes))
             .layer(RequestBodyLimitLayer::new(http.max_body_bytes)),
     );
