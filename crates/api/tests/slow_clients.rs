@@ -120,3 +120,35 @@ async fn a_kept_alive_connection_waits_for_the_keep_alive_timeout_not_the_head_t
     let left = (KEEP_ALIVE_TIMEOUT + Duration::from_secs(2)).saturating_sub(idle_since.elapsed());
     assert!(closed_within(&mut stream, left).await, "still open after {:?}", idle_since.elapsed());
 }
+
+/// A head that starts after a keep-alive pause is held to the head timeout
+/// from its first byte, not to what is left of the keep-alive one. (With a
+/// head timeout of 1 s the server looks at the connection during the pause
+/// and finds it idle between requests, as it would in a real pause.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_begun_after_a_keep_alive_pause_gets_the_head_timeout() {
+    const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
+    let db = TestDb::new(Backend::Sqlite).await;
+    let api = ApiProcess::start(&db, |env| {
+        env.insert("HTTP_HEADER_READ_TIMEOUT_SECONDS".into(), HEAD_TIMEOUT.as_secs().to_string());
+        env.insert("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS".into(), KEEP_ALIVE_TIMEOUT.as_secs().to_string());
+    })
+    .await;
+    let mut stream = TcpStream::connect(("127.0.0.1", api.port)).await.unwrap();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", api.port);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = vec![0u8; 4096];
+    let n = stream.read(&mut reply).await.unwrap();
+    assert!(String::from_utf8_lossy(&reply[..n]).starts_with("HTTP/1.1 200"));
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let head_started = Instant::now();
+    // What is left of the keep-alive timeout would close it 4.5 s from
+    // here; the head timeout does at 1 s.
+    assert!(
+        closed_within(&mut stream, HEAD_TIMEOUT + Duration::from_millis(1500)).await,
+        "still open {:?} into an unfinished head",
+        head_started.elapsed()
+    );
+}
