@@ -285,6 +285,19 @@ async fn a_request_over_the_timeout_gets_a_json_408() {
     assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Request Timeout"}));
 }
 
+/// A route that sets one of the security headers itself keeps its value,
+/// once; the others are added.
+#[tokio::test]
+async fn a_security_header_a_route_sets_is_kept() {
+    let routes = Router::new().route("/framed", get(|| async { ([("x-frame-options", "SAMEORIGIN")], "framed") }));
+    let (url, _db) = serve_behind_middleware(routes, &[]).await;
+    let response = http_client().get(format!("{url}/framed")).send().await.unwrap();
+    let values = |name| response.headers().get_all(name).iter().collect::<Vec<_>>();
+    assert_eq!(values("x-frame-options"), ["SAMEORIGIN"]);
+    assert_eq!(values("x-content-type-options"), ["nosniff"]);
+    assert_eq!(values("referrer-policy"), ["strict-origin-when-cross-origin"]);
+}
+
 /// The timer starts only at a route's first wait, but its deadline counts
 /// from the request's arrival: a route that works 0.9 s without a wait and
 /// then waits 0.9 s more gets its 408 at 1 s, not its answer at 1.8 s (as a

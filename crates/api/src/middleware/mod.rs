@@ -81,6 +81,6 @@ pub fn apply(router: Router, http: &HttpSettings, tasks: &RequestTasks) -> impl 
         .option_layer(error_reporting::scope_layers())
         .layer_fn(request_id::RequestIds::new)
         .layer(json_errors::layer())
-        .layer(security_headers::layers())
+        .layer(security_headers::layer())
         .service(routed)
 }

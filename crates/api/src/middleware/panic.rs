@@ -15,14 +15,13 @@ use std::task::{Context, Poll};
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
-use axum::http::{self, StatusCode};
+use axum::http::{self, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use futures_util::future::CatchUnwind;
 use pin_project_lite::pin_project;
 use serde_json::json;
 use tower::Service;
-use tower_http::request_id::RequestId;
 
 use super::request_id;
 use crate::json::Json;
@@ -72,7 +71,7 @@ pin_project! {
     pub struct Caught<F> {
         #[pin]
         response: Option<CatchUnwind<AssertUnwindSafe<F>>>,
-        request_id: Option<RequestId>,
+        request_id: Option<HeaderValue>,
     }
 }
 
@@ -108,7 +107,7 @@ fn log_panic(payload: &(dyn Any + Send)) {
     tracing::error!(panic = %message, "handler panicked");
 }
 
-fn internal_error(request_id: Option<&RequestId>) -> Response {
+fn internal_error(request_id: Option<&HeaderValue>) -> Response {
     let body = json!({ "detail": "Internal Server Error", "request_id": request_id::text(request_id) });
     (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
 }

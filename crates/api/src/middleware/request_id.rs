@@ -1,6 +1,7 @@
 //! `x-request-id`: the caller's id when it sent one fit for the logs,
-//! else a new UUID. It is set on the request (header and extensions) and
-//! echoed on the response. A caller's id ends up in every log line of its
+//! else a new UUID. It is set in the request's header, where the layers
+//! below read it (an extension as well cost a map entry and two
+//! allocations per request), and echoed on the response. A caller's id ends up in every log line of its
 //! request, so one that is not short and plain is replaced like a missing
 //! one.
 //!
@@ -16,7 +17,6 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use pin_project_lite::pin_project;
 use tower::Service;
-use tower_http::request_id::RequestId;
 use uuid::Uuid;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -47,13 +47,16 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let id = match request.headers().get(&X_REQUEST_ID) {
             Some(given) if fit_for_logs(given) => Some(given.clone()),
-            _ => new_id().inspect(|id| {
-                request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
-            }),
+            _ => {
+                let id = new_id();
+                // Below this layer the header holds a fit id or none.
+                match &id {
+                    Some(id) => request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone()),
+                    None => request.headers_mut().remove(&X_REQUEST_ID),
+                };
+                id
+            }
         };
-        if let Some(id) = &id {
-            request.extensions_mut().insert(RequestId::new(id.clone()));
-        }
         Echoed { response: self.inner.call(request), id }
     }
 }
@@ -95,18 +98,18 @@ fn new_id() -> Option<HeaderValue> {
 
 /// The request's id as text ("" outside this layer).
 pub fn of(request: &Request) -> &str {
-    text(request.extensions().get::<RequestId>())
+    text(request.headers().get(&X_REQUEST_ID))
 }
 
 /// The request's id, kept for when the request has been handed on: a
 /// reference to the same bytes, not a copy.
-pub fn kept(request: &Request) -> Option<RequestId> {
-    request.extensions().get::<RequestId>().cloned()
+pub fn kept(request: &Request) -> Option<HeaderValue> {
+    request.headers().get(&X_REQUEST_ID).cloned()
 }
 
 /// A kept id as text ("" for none).
-pub fn text(id: Option<&RequestId>) -> &str {
-    id.and_then(|id| id.header_value().to_str().ok()).unwrap_or_default()
+pub fn text(id: Option<&HeaderValue>) -> &str {
+    id.and_then(|id| id.to_str().ok()).unwrap_or_default()
 }
 
 fn fit_for_logs(value: &HeaderValue) -> bool {

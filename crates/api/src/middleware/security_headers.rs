@@ -2,25 +2,29 @@
 //! API: no MIME sniffing, no framing, no referrer leaking tokens in URLs.
 //! Caddy sets them too; the api sets them so it is safe without Caddy. A
 //! route that sets one of them itself keeps its own value.
+//!
+//! A plain function over the response (tower's `MapResponseLayer`), each
+//! header looked up once: tower-http's layer, one per header, looked each
+//! up twice (is it there, then insert).
 
 use axum::http::{HeaderName, HeaderValue, header};
-use tower::ServiceBuilder;
-use tower::layer::util::{Identity, Stack};
-use tower_http::set_header::SetResponseHeaderLayer;
+use axum::response::Response;
+use tower::util::MapResponseLayer;
 
-type Set = SetResponseHeaderLayer<HeaderValue>;
-type Layers = Stack<Set, Stack<Set, Stack<Set, Identity>>>;
+const HEADERS: [(HeaderName, HeaderValue); 3] = [
+    (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin")),
+];
 
-/// One layer per header, each holding its value: tower-http's
-/// multiple-headers layer boxes each value's maker and clones the boxes on
-/// every request.
-pub fn layers() -> Layers {
-    let set = |name: HeaderName, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-    };
-    ServiceBuilder::new()
-        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(set(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
-        .into_inner()
+pub fn layer() -> MapResponseLayer<fn(Response) -> Response> {
+    MapResponseLayer::new(with_security_headers)
+}
+
+fn with_security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in HEADERS {
+        headers.entry(name).or_insert(value);
+    }
+    response
 }
