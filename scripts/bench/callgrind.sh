@@ -47,7 +47,7 @@ FOCUS=(
   "request id (a new UUID as a header)|api::middleware::request_id::new_id"
   "telemetry: request span, and the call down the layers below|api::middleware::telemetry::Observe<S> as tower_service::Service"
   "telemetry: outcome recorded on the span, access log line, metrics|api::middleware::telemetry::Started::finish"
-  "  access log line (fmt layer, JSON, write)|shared_core::telemetry::json_line::JsonLines<W> as tracing_subscriber::layer::Layer<S>>::on_event"
+  "  access log line (JSON layer, write)|shared_core::telemetry::json_line::JsonLines<W> as tracing_subscriber::layer::Layer<S>>::on_event"
   "  metrics (request series)|api::middleware::telemetry::record|metrics_exporter_prometheus::recorder::Inner.*register|metrics::recorder::Recorder>::register_counter"
   "rate limit (the counter)|api::rate_limit::RateLimiter::request_allowed"
   "token decoding (all calls)|shared_core::auth::token::TokenKeys::decode_access_token"
