@@ -48,6 +48,10 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Longest pause between accept attempts when nothing can be shed.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// The longest the deadline watcher sleeps between looks (a day), whatever
+/// the timeouts: an instant further out than the clock can hold is a panic.
+const LONGEST_WAIT_MS: u64 = 24 * 60 * 60 * 1000;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_read_timeout: Duration,
@@ -214,25 +218,31 @@ impl Connection {
         self.in_flight.load(Ordering::Acquire) == 0
     }
 
-    /// Bytes arrived: after a keep-alive pause they start a new head.
+    /// Bytes arrived: after a keep-alive pause they start a new head. Only
+    /// the connection's own task reads from it, so nothing else sets
+    /// `awaiting_head`; the start is stored first, so that the watcher never
+    /// sees a head awaited since the last response (already past due after
+    /// a pause longer than the head timeout).
     fn bytes_read(&self) {
-        if self.is_idle()
-            && self.awaiting_head.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
+        if self.is_idle() && !self.awaiting_head.load(Ordering::Acquire) {
             self.since_ms.store(now_ms(), Ordering::Release);
+            self.awaiting_head.store(true, Ordering::Release);
         }
     }
 
     /// Returns when the connection should be closed: its head or keep-alive
     /// deadline passed with nothing in flight, or it was shed to make room.
     ///
-    /// It goes by the clock, at least once per head timeout, and nothing on
-    /// a request's way wakes it: woken at every head, request start and
-    /// request end, and setting a timer each time, it cost a twentieth of a
-    /// /healthz request. A head can start at any moment, and its deadline,
-    /// a head timeout later, is never before the next look.
+    /// It goes by the clock, at least once per head or keep-alive timeout,
+    /// whichever is shorter, and nothing on a request's way wakes it: woken
+    /// at every head, request start and request end, and setting a timer
+    /// each time, it cost a tenth of a /healthz request. A head can start,
+    /// and a request end, at any moment; the deadline either sets is never
+    /// before the next look.
     async fn expired(&self, limits: Limits) {
-        let head_ms = limits.header_read_timeout.as_millis() as u64;
+        // Saturating: a timeout set to "forever" must not overflow the clock.
+        let ms = |timeout: Duration| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let look_ms = ms(limits.header_read_timeout.min(limits.keep_alive_timeout));
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         loop {
@@ -242,13 +252,16 @@ impl Connection {
             } else {
                 limits.keep_alive_timeout
             };
-            let deadline = self.since_ms.load(Ordering::Acquire) + timeout.as_millis() as u64;
+            let deadline = self.since_ms.load(Ordering::Acquire).saturating_add(ms(timeout));
             let now = now_ms();
             if idle && deadline <= now {
                 return;
             }
-            let next = if idle { deadline.min(now + head_ms) } else { now + head_ms };
-            timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(next - now));
+            let next_look = now.saturating_add(look_ms);
+            let next = if idle { deadline.min(next_look) } else { next_look };
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + Duration::from_millis((next - now).min(LONGEST_WAIT_MS)));
             tokio::select! {
                 () = &mut timer => {}
                 () = self.shed.notified() => {
@@ -275,9 +288,11 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.since_ms.store(now_ms(), Ordering::Release);
-        }
+        // Stored before the count falls, so that the watcher never sees the
+        // connection idle since the head of a request that has just ended.
+        // (While others are in flight, `since_ms` is not read.)
+        self.0.since_ms.store(now_ms(), Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

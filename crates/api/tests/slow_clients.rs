@@ -152,3 +152,55 @@ async fn a_head_begun_after_a_keep_alive_pause_gets_the_head_timeout() {
         head_started.elapsed()
     );
 }
+
+/// A keep-alive timeout shorter than the head timeout still closes an idle
+/// connection on time: the server looks at it at least that often.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_timeout_shorter_than_the_head_timeout_is_kept() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let api = ApiProcess::start(&db, |env| {
+        env.insert("HTTP_HEADER_READ_TIMEOUT_SECONDS".into(), "5".into());
+        env.insert("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS".into(), "1".into());
+    })
+    .await;
+    let mut stream = TcpStream::connect(("127.0.0.1", api.port)).await.unwrap();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", api.port);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = vec![0u8; 4096];
+    let n = stream.read(&mut reply).await.unwrap();
+    assert!(String::from_utf8_lossy(&reply[..n]).starts_with("HTTP/1.1 200"));
+    let idle_since = Instant::now();
+    // Closed after 1 s, long before the 5 s of the head timeout.
+    assert!(
+        closed_within(&mut stream, Duration::from_millis(2500)).await,
+        "still open {:?} into a 1 s keep-alive",
+        idle_since.elapsed()
+    );
+}
+
+/// Timeouts set to "forever" are no timeouts, not an overflow of the clock:
+/// requests are answered, kept-alive connections stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_set_to_forever_are_served() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let forever = u64::MAX.to_string();
+    let api = ApiProcess::start(&db, |env| {
+        for name in ["HTTP_HEADER_READ_TIMEOUT_SECONDS", "HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", "REQUEST_TIMEOUT_SECONDS"] {
+            env.insert(name.into(), forever.clone());
+        }
+    })
+    .await;
+    let mut stream = TcpStream::connect(("127.0.0.1", api.port)).await.unwrap();
+    for _ in 0..2 {
+        // A route that waits for the database, so the request timeout's
+        // timer is set.
+        let request = format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", api.port);
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = vec![0u8; 4096];
+        let n = stream.read(&mut reply).await.unwrap();
+        let reply = String::from_utf8_lossy(&reply[..n]);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
+    let log = api.log();
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -96,7 +96,8 @@ fn new_id() -> Option<HeaderValue> {
     HeaderValue::from_bytes(Uuid::new_v4().hyphenated().encode_lower(&mut text).as_bytes()).ok()
 }
 
-/// The request's id as text ("" outside this layer).
+/// The request's id as text ("" for none). Below this layer only: above
+/// it, the header holds whatever the caller sent.
 pub fn of(request: &Request) -> &str {
     text(request.headers().get(&X_REQUEST_ID))
 }

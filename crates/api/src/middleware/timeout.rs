@@ -46,7 +46,10 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        Limited { response: self.inner.call(request), deadline: Instant::now() + self.limit, timer: None }
+        // A limit past what the clock can hold (REQUEST_TIMEOUT_SECONDS set
+        // to "forever") is no limit.
+        let deadline = Instant::now().checked_add(self.limit);
+        Limited { response: self.inner.call(request), deadline, timer: None }
     }
 }
 
@@ -55,7 +58,7 @@ pin_project! {
     pub struct Limited<F> {
         #[pin]
         response: F,
-        deadline: Instant,
+        deadline: Option<Instant>,
         #[pin]
         timer: Option<Sleep>,
     }
@@ -73,8 +76,10 @@ where
         if let Poll::Ready(answer) = this.response.poll(cx) {
             return Poll::Ready(answer);
         }
-        if this.timer.is_none() {
-            this.timer.set(Some(tokio::time::sleep_until(*this.deadline)));
+        if this.timer.is_none()
+            && let Some(deadline) = *this.deadline
+        {
+            this.timer.set(Some(tokio::time::sleep_until(deadline)));
         }
         match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
             Some(Poll::Ready(())) => {
