@@ -29,6 +29,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::rfc3339::{self, Fraction};
 
+/// Room for a usual line (an access line is ~300 bytes), kept per thread.
+const KEPT_LINE_CAPACITY: usize = 4096;
+
 /// Writes each event as one JSON line to `make_writer`.
 pub struct JsonLines<W> {
     make_writer: W,
@@ -67,7 +70,7 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         thread_local! {
-            static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+            static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(KEPT_LINE_CAPACITY));
         }
         LINE.with(|kept| {
             // An event logged while a line is being written (by a value's
@@ -83,6 +86,8 @@ where
                 // Nowhere to report a failed write of a log line.
                 let _ = self.make_writer.make_writer_for(event.metadata()).write_all(line);
             }
+            // One huge line does not keep its buffer for the thread's life.
+            line.shrink_to(KEPT_LINE_CAPACITY);
         });
     }
 }
