@@ -24,6 +24,7 @@ on_both_backends!(
     unknown_routes_and_wrong_methods_answer_in_detail_shape,
     trailing_slash_spellings_redirect_with_307,
     oversized_bodies_get_a_json_413,
+    an_oversized_chunked_body_gets_a_json_413,
     request_ids_are_echoed_or_generated,
     cors_preflight_is_allowed_for_configured_origins_only,
     security_headers_are_on_every_response,
@@ -64,6 +65,30 @@ async fn oversized_bodies_get_a_json_413(backend: Backend) {
     let response = app.http.post(app.url("/api/v1/utils/health-check/")).body(vec![b'x'; 4096]).send().await.unwrap();
     assert_eq!(response.status(), 413);
     assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Request Entity Too Large"}));
+    app.shutdown().await;
+}
+
+/// A body of unknown length (chunked, no Content-Length) is cut off at
+/// MAX_BODY_BYTES as the route reads it: a JSON 413, not a 422 or a 500.
+async fn an_oversized_chunked_body_gets_a_json_413(backend: Backend) {
+    let app = spawn_app_with(backend, |env| {
+        env.insert("MAX_BODY_BYTES".into(), "1024".into());
+    })
+    .await;
+    let url = reqwest::Url::parse(&app.url("/")).unwrap();
+    let mut stream = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
+    let form = format!("username=admin%40example.com&password={}", "x".repeat(4096));
+    let request = format!(
+        "POST /api/v1/login/access-token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{form}\r\n0\r\n\r\n",
+        form.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut reply).await.unwrap();
+    let reply = String::from_utf8(reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.ends_with(r#"{"detail":"Request Entity Too Large"}"#), "{reply}");
     app.shutdown().await;
 }
 
