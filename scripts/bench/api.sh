@@ -14,6 +14,7 @@
 #   POST /api/v1/items/
 #   POST /api/v1/login/access-token    (argon2id verify per request: slow by design)
 # then the api is stopped (SIGTERM, must exit 0) and the database dropped.
+# Last, the floor once more: each route's ratio is to the median of both.
 #
 # CPU seconds per 10,000 requests is the figure that survives a busy machine
 # (req/s and latency do not): user + system time from /proc/PID/stat of the
@@ -126,8 +127,10 @@ server_status_counts() {
   done <<<"$counts"
 }
 
+# bench_floor LABEL: bare axum's `GET /`, measured under LABEL.
 bench_floor() {
-  log "== bare axum (the floor)"
+  local label=$1
+  log "== bare axum (the floor: $label)"
   (exec "$RUN_BIN_DIR/bare_axum" "127.0.0.1:$BENCH_PORT") >>"$WORK/bare_axum.log" 2>&1 &
   local pid=$! deadline=$((SECONDS + 30))
   until curl -fso /dev/null --max-time 1 "$BASE_URL/"; do
@@ -136,7 +139,7 @@ bench_floor() {
     sleep 0.01
   done
   BENCH_TOKEN='' BENCH_METHOD=GET BENCH_BODY='' BENCH_CONTENT_TYPE='' \
-    run_wrk 'bare axum' 'GET /' "$CONNECTIONS" "$DURATION" "$BASE_URL/" "$pid"
+    run_wrk 'bare axum' "$label" "$CONNECTIONS" "$DURATION" "$BASE_URL/" "$pid"
   stop_pid "$pid"
 }
 
@@ -203,12 +206,16 @@ teardown_backend() {
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   wait_for_quiet
   SERVER_STATUS+=("round $ROUND: CPU busy with other work just before it: ${MACHINE_BUSY}%")
-  bench_floor
+  bench_floor 'GET /'
   for backend in $BENCH_BACKENDS; do
     setup_backend "$backend"
     bench_routes "$backend"
     teardown_backend "$backend"
   done
+  # The floor again: on this machine it moved by a fifth with what ran
+  # before it (docs/benchmarks.md, stop 24), so each round is bracketed.
+  wait_for_quiet
+  bench_floor 'GET / (after the routes)'
   SERVER_STATUS+=("round $ROUND: load average after it: $(cut -d' ' -f1-3 /proc/loadavg)")
 done
 
@@ -222,7 +229,9 @@ figure() {
   fi
 }
 
-FLOOR_CPU=$(figure 'bare axum|GET /' server_cpu)
+# The floor: the median of every floor run, before and after the routes.
+FLOOR_CPU=$(printf '%s %s' "${RESULTS['bare axum|GET /|server_cpu']}" \
+  "${RESULTS['bare axum|GET / (after the routes)|server_cpu']}" | tr ' ' '\n' | grep . | median)
 provenance
 echo
 echo "| backend | request | c | requests | req/s | p50 ms | p99 ms | p99.9 ms | server CPU-s/10k | Postgres CPU-s/10k | total CPU-s/10k | × bare axum (server) | non-2xx / socket errors |"
@@ -241,7 +250,8 @@ echo "wrk: -t$THREADS -c$CONNECTIONS -d$DURATION (login: -c$LOGIN_CONNECTIONS -d
 echo "warm-up $WARMUP per non-login run; $ROUNDS round(s), figures are medians over the rounds. CPU-s/10k:"
 echo "CPU seconds (user + system, /proc/PID/stat) per 10,000 requests; server = the api (or bare_axum)"
 echo "process, all threads (on SQLite the database runs inside it); Postgres = its backends connected"
-echo "to the bench database. The ratio is the server's CPU per request over bare axum's \`GET /\`."
+echo "to the bench database. The ratio is the server's CPU per request over bare axum's \`GET /\`"
+echo "(the median of its runs before and after the routes of every round)."
 echo
 echo "Server-side response counts (api /metrics, http_requests_total, incl. setup and warm-up) and conditions:"
 echo
