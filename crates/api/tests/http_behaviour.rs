@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use common::{TestDb, http_client, on_both_backends, settings_for, spawn_app, spawn_app_with, wait_until};
 use reqwest::header;
 use serde_json::{Value, json};
@@ -295,19 +295,22 @@ async fn a_panicking_handler_becomes_a_json_500_and_the_server_keeps_serving() {
     assert_eq!(after.status(), 200);
 }
 
-#[tokio::test]
-async fn a_request_over_the_timeout_gets_a_json_408() {
-    let routes = Router::new().route(
-        "/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            "late"
-        }),
-    );
-    let (url, _db) = serve_behind_middleware(routes, &[("REQUEST_TIMEOUT_SECONDS", "1")]).await;
+/// `route`, served at /slow with REQUEST_TIMEOUT_SECONDS=1, answers a JSON 408.
+async fn assert_times_out(route: MethodRouter) {
+    let (url, _db) =
+        serve_behind_middleware(Router::new().route("/slow", route), &[("REQUEST_TIMEOUT_SECONDS", "1")]).await;
     let response = http_client().get(format!("{url}/slow")).send().await.unwrap();
     assert_eq!(response.status(), 408);
     assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Request Timeout"}));
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_gets_a_json_408() {
+    assert_times_out(get(|| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        "late"
+    }))
+    .await;
 }
 
 /// A route that sets one of the security headers itself keeps its value,
@@ -329,18 +332,12 @@ async fn a_security_header_a_route_sets_is_kept() {
 /// deadline counted from the first wait, at 1.9 s, would give).
 #[tokio::test]
 async fn the_timeout_counts_from_the_requests_arrival_not_its_first_wait() {
-    let routes = Router::new().route(
-        "/busy-then-slow",
-        get(|| async {
-            std::thread::sleep(Duration::from_millis(900));
-            tokio::time::sleep(Duration::from_millis(900)).await;
-            "late"
-        }),
-    );
-    let (url, _db) = serve_behind_middleware(routes, &[("REQUEST_TIMEOUT_SECONDS", "1")]).await;
-    let response = http_client().get(format!("{url}/busy-then-slow")).send().await.unwrap();
-    assert_eq!(response.status(), 408);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "Request Timeout"}));
+    assert_times_out(get(|| async {
+        std::thread::sleep(Duration::from_millis(900));
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        "late"
+    }))
+    .await;
 }
 
 /// MAX_IN_FLIGHT_REQUESTS: a request beyond it waits for a slot and does

@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
@@ -23,9 +24,26 @@ const TRICKLING: usize = 200;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(6);
 
-fn timeouts(env: &mut std::collections::HashMap<String, String>) {
-    env.insert("HTTP_HEADER_READ_TIMEOUT_SECONDS".into(), HEAD_TIMEOUT.as_secs().to_string());
-    env.insert("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS".into(), KEEP_ALIVE_TIMEOUT.as_secs().to_string());
+fn timeouts(env: &mut HashMap<String, String>) {
+    with_timeouts(HEAD_TIMEOUT.as_secs(), KEEP_ALIVE_TIMEOUT.as_secs())(env);
+}
+
+/// Sets the head and keep-alive timeouts, in seconds.
+fn with_timeouts(head: u64, keep_alive: u64) -> impl FnOnce(&mut HashMap<String, String>) {
+    move |env| {
+        env.insert("HTTP_HEADER_READ_TIMEOUT_SECONDS".into(), head.to_string());
+        env.insert("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS".into(), keep_alive.to_string());
+    }
+}
+
+/// One request on a kept-alive connection: what the server answered, as
+/// far as one read takes it.
+async fn kept_alive_get(stream: &mut TcpStream, port: u16, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = vec![0u8; 4096];
+    let n = stream.read(&mut reply).await.unwrap();
+    String::from_utf8_lossy(&reply[..n]).into_owned()
 }
 
 /// One request on a connection of its own: the status and how long it took.
@@ -107,11 +125,8 @@ async fn a_kept_alive_connection_waits_for_the_keep_alive_timeout_not_the_head_t
     let db = TestDb::new(Backend::Sqlite).await;
     let api = ApiProcess::start(&db, timeouts).await;
     let mut stream = TcpStream::connect(("127.0.0.1", api.port)).await.unwrap();
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", api.port);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut reply = vec![0u8; 4096];
-    let n = stream.read(&mut reply).await.unwrap();
-    assert!(String::from_utf8_lossy(&reply[..n]).starts_with("HTTP/1.1 200"));
+    let reply = kept_alive_get(&mut stream, api.port, "/healthz").await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let idle_since = Instant::now();
 
     // Past the head timeout it is still open: it is idle, not slow.
@@ -129,17 +144,10 @@ async fn a_kept_alive_connection_waits_for_the_keep_alive_timeout_not_the_head_t
 async fn a_head_begun_after_a_keep_alive_pause_gets_the_head_timeout() {
     const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
     let db = TestDb::new(Backend::Sqlite).await;
-    let api = ApiProcess::start(&db, |env| {
-        env.insert("HTTP_HEADER_READ_TIMEOUT_SECONDS".into(), HEAD_TIMEOUT.as_secs().to_string());
-        env.insert("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS".into(), KEEP_ALIVE_TIMEOUT.as_secs().to_string());
-    })
-    .await;
+    let api = ApiProcess::start(&db, with_timeouts(HEAD_TIMEOUT.as_secs(), KEEP_ALIVE_TIMEOUT.as_secs())).await;
     let mut stream = TcpStream::connect(("127.0.0.1", api.port)).await.unwrap();
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", api.port);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut reply = vec![0u8; 4096];
-    let n = stream.read(&mut reply).await.unwrap();
-    assert!(String::from_utf8_lossy(&reply[..n]).starts_with("HTTP/1.1 200"));
+    let reply = kept_alive_get(&mut stream, api.port, "/healthz").await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
@@ -158,17 +166,10 @@ async fn a_head_begun_after_a_keep_alive_pause_gets_the_head_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keep_alive_timeout_shorter_than_the_head_timeout_is_kept() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let api = ApiProcess::start(&db, |env| {
-        env.insert("HTTP_HEADER_READ_TIMEOUT_SECONDS".into(), "5".into());
-        env.insert("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS".into(), "1".into());
-    })
-    .await;
+    let api = ApiProcess::start(&db, with_timeouts(5, 1)).await;
     let mut stream = TcpStream::connect(("127.0.0.1", api.port)).await.unwrap();
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", api.port);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut reply = vec![0u8; 4096];
-    let n = stream.read(&mut reply).await.unwrap();
-    assert!(String::from_utf8_lossy(&reply[..n]).starts_with("HTTP/1.1 200"));
+    let reply = kept_alive_get(&mut stream, api.port, "/healthz").await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let idle_since = Instant::now();
     // Closed after 1 s, long before the 5 s of the head timeout.
     assert!(
@@ -183,22 +184,16 @@ async fn a_keep_alive_timeout_shorter_than_the_head_timeout_is_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_set_to_forever_are_served() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let forever = u64::MAX.to_string();
     let api = ApiProcess::start(&db, |env| {
-        for name in ["HTTP_HEADER_READ_TIMEOUT_SECONDS", "HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", "REQUEST_TIMEOUT_SECONDS"] {
-            env.insert(name.into(), forever.clone());
-        }
+        with_timeouts(u64::MAX, u64::MAX)(env);
+        env.insert("REQUEST_TIMEOUT_SECONDS".into(), u64::MAX.to_string());
     })
     .await;
     let mut stream = TcpStream::connect(("127.0.0.1", api.port)).await.unwrap();
     for _ in 0..2 {
         // A route that waits for the database, so the request timeout's
         // timer is set.
-        let request = format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", api.port);
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut reply = vec![0u8; 4096];
-        let n = stream.read(&mut reply).await.unwrap();
-        let reply = String::from_utf8_lossy(&reply[..n]);
+        let reply = kept_alive_get(&mut stream, api.port, "/readyz").await;
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     }
     let log = api.log();

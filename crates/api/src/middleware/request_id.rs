@@ -1,9 +1,9 @@
 //! `x-request-id`: the caller's id when it sent one fit for the logs,
 //! else a new UUID. It is set in the request's header, where the layers
 //! below read it (an extension as well cost a map entry and two
-//! allocations per request), and echoed on the response. A caller's id ends up in every log line of its
-//! request, so one that is not short and plain is replaced like a missing
-//! one.
+//! allocations per request), and echoed on the response. A caller's id
+//! ends up in every log line of its request, so one that is not short and
+//! plain is replaced like a missing one.
 //!
 //! One service of our own instead of tower-http's three layers (drop an
 //! unfit id, set, propagate), which wrapped the request and its response
