@@ -3,7 +3,6 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -18,7 +17,7 @@ use shared_core::db::{Db, DbError};
 
 use crate::middleware::RequestTasks;
 use crate::rate_limit::RateLimiter;
-use crate::state::AppState;
+use crate::state::{AppState, Resources};
 use crate::superuser::{self, SuperuserError};
 use crate::{metrics, routes, server};
 
@@ -60,7 +59,7 @@ impl Application {
         };
         let listener = bind("LISTEN_ADDR", settings.http.listen_addr).await?;
         let metrics_listener = bind("METRICS_ADDR", settings.metrics_addr).await?;
-        let state = AppState { settings: Arc::new(settings), db, hasher, tokens, rate_limiter };
+        let state = AppState::new(Resources { settings, db, hasher, tokens, rate_limiter });
         Ok(Self { listener, metrics_listener, metrics: shared_core::metrics::recorder(), state })
     }
 

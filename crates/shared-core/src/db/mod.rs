@@ -20,12 +20,12 @@ pub mod workers;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Transaction};
+use sqlx::{ConnectOptions, Connection, SqlSafeStr, Transaction};
 
 use crate::config::{DatabaseSettings, redact_url};
 pub use health::is_unavailable;
@@ -60,12 +60,89 @@ pub struct Db {
     health: Arc<health::Health>,
     /// SQLite: whose turn it is to write (see [`Db::sqlite_turn`]).
     writes: Arc<tokio::sync::Mutex<()>>,
+    spares: Arc<Spares>,
+}
+
+/// Connections between two statements, kept checked out of sqlx's pool.
+/// sqlx tests a connection every time it goes back to its pool, in a task
+/// spawned for it: a round trip to the database (on SQLite, to the
+/// connection's thread) after every statement, as many as the statements
+/// themselves. A connection whose statement succeeded is left here instead
+/// and handed to the next statement, most recently used first; one unused
+/// for [`PING_IF_IDLE_FOR`] goes back to sqlx's pool, which tests it then.
+/// While a statement waits in sqlx's pool (every connection was busy when
+/// it came), connections go back there, so that it gets the next one.
+#[derive(Debug, Default)]
+struct Spares(std::sync::Mutex<Kept>);
+
+#[derive(Debug, Default)]
+struct Kept {
+    conns: Vec<(Conn, Instant)>,
+    /// Statements waiting in sqlx's pool.
+    waiting: usize,
+    /// Set by [`Db::close`]: sqlx's `close` waits for every connection
+    /// checked out, so none may be kept after it.
+    closed: bool,
+}
+
+/// A statement waiting in sqlx's pool, counted until it has a connection
+/// or gives up.
+struct Waiting<'a>(&'a Spares);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.lock().waiting -= 1;
+    }
+}
+
+impl Spares {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A spare, or else the caller counted as waiting in sqlx's pool. Both
+    /// under one lock with [`Spares::put`]: a connection is never kept while
+    /// a statement waits for one.
+    fn take(&self) -> Result<Conn, Waiting<'_>> {
+        let mut kept = self.lock();
+        let stale = match kept.conns.pop() {
+            Some((conn, since)) if since.elapsed() < PING_IF_IDLE_FOR => return Ok(conn),
+            // The rest were left before this one: all of them go back to
+            // sqlx's pool, outside the lock.
+            Some((conn, _)) => Some((conn, std::mem::take(&mut kept.conns))),
+            None => None,
+        };
+        kept.waiting += 1;
+        drop(kept);
+        drop(stale);
+        Err(Waiting(self))
+    }
+
+    fn put(&self, conn: Conn) {
+        let mut kept = self.lock();
+        if kept.closed || kept.waiting > 0 {
+            drop(kept);
+            drop(conn);
+        } else {
+            kept.conns.push((conn, Instant::now()));
+        }
+    }
+
+    /// Every spare back to sqlx's pool; with `close`, for good.
+    fn give_back(&self, close: bool) {
+        let mut kept = self.lock();
+        kept.closed |= close;
+        let conns = std::mem::take(&mut kept.conns);
+        drop(kept);
+        drop(conns);
+    }
 }
 
 /// A writer's turn on SQLite, held until its statement or transaction ends.
 pub type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
 
 /// A connection taken from the pool for one statement.
+#[derive(Debug)]
 pub enum Conn {
     Postgres(PoolConnection<Postgres>),
     Sqlite(PoolConnection<Sqlite>),
@@ -75,7 +152,8 @@ pub enum Conn {
 /// compiled once per backend, so it may use anything both drivers
 /// implement, and must return a `Result<_, sqlx::Error>`. The connection
 /// comes through [`Db::acquire`], so while the database is unreachable the
-/// statement fails at once instead of waiting out the pool's timeout.
+/// statement fails at once instead of waiting out the pool's timeout; after
+/// a statement that succeeded it is kept for the next one (`Spares`).
 #[macro_export]
 macro_rules! with_pool {
     ($db:expr, |$pool:ident| $body:expr) => {{
@@ -94,6 +172,7 @@ macro_rules! with_pool {
                     }
                 };
                 db.observe(&result);
+                db.release(conn, result.is_ok());
                 result
             }
         }
@@ -128,7 +207,7 @@ pub fn returned<T>(rows: Vec<T>) -> Option<T> {
 pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
     /// The turn is released after the transaction ends (fields drop in order).
-    Sqlite(Transaction<'static, Sqlite>, WriteTurn),
+    Sqlite(Transaction<'static, Sqlite>, Option<WriteTurn>),
 }
 
 /// Runs one body against the connection of a [`Tx`], like [`with_pool!`].
@@ -250,10 +329,15 @@ impl Db {
 
     /// A handle on an existing pool.
     pub fn new(pool: Pool) -> Self {
-        Self { pool, health: Arc::default(), writes: Arc::default() }
+        Self { pool, health: Arc::default(), writes: Arc::default(), spares: Arc::default() }
     }
 
+    /// The pools, for what takes its connection itself (migrations, a
+    /// backup, a probe, a listener). The spare connections go back to it
+    /// first, so that such an acquire does not wait out the pool's timeout
+    /// for connections this handle keeps between statements.
     pub fn pool(&self) -> &Pool {
+        self.spares.give_back(false);
         &self.pool
     }
 
@@ -264,6 +348,10 @@ impl Db {
     /// answers 503.
     pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
         self.health.check()?;
+        let waiting = match self.spares.take() {
+            Ok(spare) => return Ok(spare),
+            Err(waiting) => waiting,
+        };
         let acquired = self.health.guard(self, async {
             match &self.pool {
                 Pool::Postgres(pool) => pool.acquire().await.map(Conn::Postgres),
@@ -271,6 +359,7 @@ impl Db {
             }
         });
         let acquired = acquired.await;
+        drop(waiting);
         self.observe(&acquired);
         acquired
     }
@@ -310,14 +399,17 @@ impl Db {
     /// taking it first makes it wait for another process's writer
     /// (busy_timeout).
     pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        // The turn is waited for before a connection is taken: a queue of
+        // writers holds no connections and is not a slow database. The
+        // connection may be a spare: one waited for in sqlx's pool could
+        // wait as long as statements keep the spares busy.
         self.health.check()?;
-        // The turn is waited for outside the health guard: a queue of
-        // writers is not a slow database.
-        let begun = match &self.pool {
-            Pool::Postgres(pool) => self.health.guard(self, pool.begin()).await.map(Tx::Postgres),
-            Pool::Sqlite { pool, .. } => {
-                let turn = self.sqlite_turn().await?;
-                self.health.guard(self, pool.begin_with("BEGIN IMMEDIATE")).await.map(|tx| Tx::Sqlite(tx, turn))
+        let turn = self.write_turn().await?;
+        let begun = match self.acquire().await? {
+            Conn::Postgres(conn) => self.health.guard(self, Transaction::begin(conn, None)).await.map(Tx::Postgres),
+            Conn::Sqlite(conn) => {
+                let immediate = Some("BEGIN IMMEDIATE".into_sql_str());
+                self.health.guard(self, Transaction::begin(conn, immediate)).await.map(|tx| Tx::Sqlite(tx, turn))
             }
         };
         self.observe(&begun);
@@ -358,7 +450,17 @@ impl Db {
         }
     }
 
+    /// Gives a connection back after its statement: kept for the next
+    /// statement when it succeeded (and none waits in sqlx's pool), else
+    /// back to sqlx's pool, whose test closes it if it is broken.
+    pub fn release(&self, conn: Conn, succeeded: bool) {
+        if succeeded {
+            self.spares.put(conn);
+        }
+    }
+
     pub async fn close(&self) {
+        self.spares.give_back(true);
         match &self.pool {
             Pool::Postgres(pool) => pool.close().await,
             Pool::Sqlite { pool, .. } => pool.close().await,

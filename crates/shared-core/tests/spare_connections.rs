@@ -1,0 +1,160 @@
+//! The connections `Db` keeps between statements (`Spares` in `db/mod.rs`)
+//! instead of handing them back to sqlx's pool, which tests each one it gets
+//! back with a round trip. With a pool of one connection kept as a spare,
+//! everything that needs a connection still gets it at once, on both
+//! backends: a transaction, the migrations (which acquire on their own), and
+//! shutdown (sqlx's `close` waits for every connection checked out). A spare
+//! left unused past the idle threshold goes back through sqlx's test, so a
+//! connection that died meanwhile is replaced, not used. A statement that
+//! waits in sqlx's pool gets the next connection freed.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use shared_core::config::{DatabaseSettings, Secret};
+use shared_core::db::{Db, migrate};
+use shared_core::{with_pool, with_tx};
+use sqlx::{Connection, PgConnection};
+
+fn admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+async fn admin(sql: String) {
+    let mut conn = PgConnection::connect(&admin_url()).await.expect("Postgres at TEST_POSTGRES_URL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+    conn.close().await.ok();
+}
+
+/// A fresh database of one connection, and what removes it afterwards.
+struct OneConnection {
+    db: Db,
+    postgres_database: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl OneConnection {
+    async fn open(backend: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, postgres_database) = if backend == "postgres" {
+            let name = format!("spares_{}", uuid::Uuid::new_v4().simple());
+            admin(format!("CREATE DATABASE {name}")).await;
+            let base = admin_url();
+            let (server, _) = base.rsplit_once('/').unwrap();
+            (format!("{server}/{name}"), Some(name))
+        } else {
+            (format!("sqlite:{}", dir.path().join("app.db").display()), None)
+        };
+        let settings =
+            DatabaseSettings { url: Secret::new(url), pool_size: 1, acquire_timeout: Duration::from_secs(3) };
+        let db = Db::connect(&settings).await.unwrap();
+        Self { db, postgres_database, _dir: dir }
+    }
+
+    async fn remove(self) {
+        if let Some(name) = self.postgres_database {
+            admin(format!("DROP DATABASE {name} WITH (FORCE)")).await;
+        }
+    }
+}
+
+async fn select_one(db: &Db) -> Result<i32, sqlx::Error> {
+    with_pool!(db, |conn| sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(conn).await)
+}
+
+/// Everything below must finish well within the pool's 3 s acquire timeout:
+/// a wait for the spare connection would fail with `PoolTimedOut` or hang.
+const PROMPTLY: Duration = Duration::from_secs(2);
+
+async fn the_only_connection_kept_as_a_spare_still_serves_every_user(backend: &str) {
+    let one = OneConnection::open(backend).await;
+    let db = &one.db;
+    assert_eq!(select_one(db).await.unwrap(), 1);
+
+    let tx = async {
+        let mut tx = db.begin_write().await?;
+        let one = with_tx!(&mut tx, |conn| sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(conn).await)?;
+        tx.commit().await.map(|()| one)
+    };
+    assert_eq!(tokio::time::timeout(PROMPTLY, tx).await.expect("a transaction waited").unwrap(), 1);
+
+    assert_eq!(select_one(db).await.unwrap(), 1);
+    tokio::time::timeout(PROMPTLY, migrate::run(db)).await.expect("the migrations waited").unwrap();
+
+    assert_eq!(select_one(db).await.unwrap(), 1);
+    tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
+    one.remove().await;
+}
+
+#[tokio::test]
+async fn sqlite_the_only_connection_kept_as_a_spare_still_serves_every_user() {
+    the_only_connection_kept_as_a_spare_still_serves_every_user("sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_the_only_connection_kept_as_a_spare_still_serves_every_user() {
+    the_only_connection_kept_as_a_spare_still_serves_every_user("postgres").await;
+}
+
+/// A statement that came while the only connection was busy waits in
+/// sqlx's pool; the connection goes there when the busy statement ends,
+/// instead of being kept as a spare that no one asks for.
+async fn a_statement_waiting_for_the_busy_connection_gets_it_next(backend: &str) {
+    let one = OneConnection::open(backend).await;
+    let db = &one.db;
+    let busy = async {
+        if backend == "postgres" {
+            with_pool!(db, |conn| sqlx::query_scalar::<_, String>("SELECT pg_sleep(0.5)::text").fetch_one(conn).await)
+        } else {
+            // SQLite has no sleep: a count it takes a moment to make.
+            let count = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) \
+                         SELECT CAST(count(*) AS TEXT) FROM n";
+            with_pool!(db, |conn| sqlx::query_scalar::<_, String>(count).fetch_one(conn).await)
+        }
+    };
+    let waiting = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::timeout(PROMPTLY + Duration::from_secs(1), select_one(db)).await
+    };
+    let (busy, waited) = tokio::join!(busy, waiting);
+    busy.unwrap();
+    assert_eq!(waited.expect("the waiting statement timed out").unwrap(), 1);
+    tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
+    one.remove().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_statement_waiting_for_the_busy_connection_gets_it_next() {
+    a_statement_waiting_for_the_busy_connection_gets_it_next("sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_a_statement_waiting_for_the_busy_connection_gets_it_next() {
+    a_statement_waiting_for_the_busy_connection_gets_it_next("postgres").await;
+}
+
+/// Postgres only: a SQLite connection is a file handle in this process, and
+/// nothing outside it can break one.
+#[tokio::test]
+async fn postgres_a_spare_idle_past_the_threshold_is_tested_and_replaced_when_dead() {
+    let one = OneConnection::open("postgres").await;
+    let db = &one.db;
+    let backend_pid = || async {
+        with_pool!(db, |conn| sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(conn).await)
+    };
+
+    // Back to back, the second statement runs on the connection the first left.
+    let first = backend_pid().await.unwrap();
+    assert_eq!(backend_pid().await.unwrap(), first);
+
+    // Its server process ends while it waits as a spare; after the idle
+    // threshold (1 s) the next statement does not get it.
+    admin(format!("SELECT pg_terminate_backend({first})")).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let replaced = backend_pid().await.expect("a statement after the idle threshold ran on a dead spare");
+    assert_ne!(replaced, first);
+
+    tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
+    one.remove().await;
+}
