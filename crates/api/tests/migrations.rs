@@ -51,7 +51,8 @@ async fn adopts_a_database_created_by_the_fastapi_stack() {
     let user_id = uuid::Uuid::new_v4();
     {
         let db = test_db.connect().await;
-        let Some(pool) = (match db.pool() {
+        let in_use = db.pool();
+        let Some(pool) = (match &*in_use {
             shared_core::db::Pool::Postgres(pool) => Some(pool),
             _ => None,
         }) else {
@@ -79,7 +80,8 @@ async fn adopts_a_database_created_by_the_fastapi_stack() {
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 
-    let shared_core::db::Pool::Postgres(pool) = app.state.db.pool() else { unreachable!() };
+    let in_use = app.state.db.pool();
+    let shared_core::db::Pool::Postgres(pool) = &*in_use else { unreachable!() };
     let (email, full_name, hash): (String, Option<String>, String) =
         sqlx::query_as(r#"SELECT email, full_name, hashed_password FROM "user" WHERE id = $1"#)
             .bind(user_id)
@@ -97,6 +99,7 @@ async fn adopts_a_database_created_by_the_fastapi_stack() {
     let alembic: String = sqlx::query_scalar("SELECT version_num FROM alembic_version").fetch_one(pool).await.unwrap();
     assert!(!alembic.is_empty(), "the FastAPI stack's own bookkeeping is left alone");
     assert!(migrate::status(&app.state.db).await.unwrap().is_current());
+    drop(in_use);
     app.shutdown().await;
 }
 

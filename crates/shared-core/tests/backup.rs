@@ -32,9 +32,9 @@ async fn connect(path: &Path) -> Db {
     Db::connect(&settings.database).await.unwrap()
 }
 
-fn pool(db: &Db) -> &SqlitePool {
-    match db.pool() {
-        Pool::Sqlite { pool, .. } => pool,
+fn pool(db: &Db) -> SqlitePool {
+    match &*db.pool() {
+        Pool::Sqlite { pool, .. } => pool.clone(),
         Pool::Postgres(_) => unreachable!("a SQLite test database"),
     }
 }
@@ -43,15 +43,15 @@ fn pool(db: &Db) -> &SqlitePool {
 /// holding `rows` rows of 100 random bytes.
 async fn seeded(path: &Path, rows: i64) -> Db {
     let db = connect(path).await;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool(&db)).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool(&db)).await.unwrap();
     assert_eq!(mode, "wal");
-    sqlx::query("CREATE TABLE item (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)").execute(pool(&db)).await.unwrap();
+    sqlx::query("CREATE TABLE item (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)").execute(&pool(&db)).await.unwrap();
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
          INSERT INTO item (payload) SELECT randomblob(100) FROM n",
     )
     .bind(rows)
-    .execute(pool(&db))
+    .execute(&pool(&db))
     .await
     .unwrap();
     db
@@ -95,7 +95,7 @@ async fn online_backup_under_concurrent_writes_restores_everything_committed_bef
         tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
                 let done = sqlx::query("INSERT INTO item (payload) VALUES (randomblob(100))")
-                    .execute(pool(&db))
+                    .execute(&pool(&db))
                     .await
                     .unwrap();
                 // `execute` returns once the autocommit transaction committed.
@@ -152,19 +152,19 @@ async fn online_backup_under_concurrent_writes_restores_everything_committed_bef
 
     let restored_db = connect(&target).await;
     let integrity: Vec<String> =
-        sqlx::query_scalar("PRAGMA integrity_check").fetch_all(pool(&restored_db)).await.unwrap();
+        sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&pool(&restored_db)).await.unwrap();
     assert_eq!(integrity, vec!["ok".to_owned()]);
     let (up_to_max, total, max_id): (i64, i64, i64) =
         sqlx::query_as("SELECT COUNT(*) FILTER (WHERE id <= $1), COUNT(*), MAX(id) FROM item")
             .bind(max_before)
-            .fetch_one(pool(&restored_db))
+            .fetch_one(&pool(&restored_db))
             .await
             .unwrap();
     assert_eq!(up_to_max, max_before, "every row committed before the backup is in it");
     assert!(total >= max_before && max_id >= max_before);
     assert_eq!(total, max_id, "ids are contiguous: the snapshot is one consistent state");
     // The restored database is writable.
-    sqlx::query("INSERT INTO item (payload) VALUES (x'00')").execute(pool(&restored_db)).await.unwrap();
+    sqlx::query("INSERT INTO item (payload) VALUES (x'00')").execute(&pool(&restored_db)).await.unwrap();
     restored_db.close().await;
     db.close().await;
 }
@@ -254,8 +254,8 @@ async fn corrupt_files_fail_inspection_and_are_never_restored() {
     let target_dir = tmp.path().join("data");
     let target = target_dir.join("app.db");
     let live = connect(&target).await;
-    sqlx::query("CREATE TABLE marker (v TEXT)").execute(pool(&live)).await.unwrap();
-    sqlx::query("INSERT INTO marker VALUES ('original')").execute(pool(&live)).await.unwrap();
+    sqlx::query("CREATE TABLE marker (v TEXT)").execute(&pool(&live)).await.unwrap();
+    sqlx::query("INSERT INTO marker VALUES ('original')").execute(&pool(&live)).await.unwrap();
     live.close().await;
     let before = std::fs::read(&target).unwrap();
     let names_before = names_in(&target_dir);

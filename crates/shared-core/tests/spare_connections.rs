@@ -6,14 +6,15 @@
 //! shutdown (sqlx's `close` waits for every connection checked out). A spare
 //! left unused past the idle threshold goes back through sqlx's test, so a
 //! connection that died meanwhile is replaced, not used. A statement that
-//! waits in sqlx's pool gets the next connection freed.
+//! waits in sqlx's pool gets the next connection freed, and so does a direct
+//! user of the pool while statements keep coming.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shared_core::config::{DatabaseSettings, Secret};
-use shared_core::db::{Db, migrate};
+use shared_core::db::{Db, Pool, migrate};
 use shared_core::{with_pool, with_tx};
 use sqlx::{Connection, PgConnection};
 
@@ -67,6 +68,10 @@ async fn select_one(db: &Db) -> Result<i32, sqlx::Error> {
 /// a wait for the spare connection would fail with `PoolTimedOut` or hang.
 const PROMPTLY: Duration = Duration::from_secs(2);
 
+/// Sooner than the health gate's 250 ms after which a slow acquire starts a
+/// probe, and the probe, pinging the spare, would hand it on by the way.
+const AT_ONCE: Duration = Duration::from_millis(200);
+
 async fn the_only_connection_kept_as_a_spare_still_serves_every_user(backend: &str) {
     let one = OneConnection::open(backend).await;
     let db = &one.db;
@@ -77,7 +82,7 @@ async fn the_only_connection_kept_as_a_spare_still_serves_every_user(backend: &s
         let one = with_tx!(&mut tx, |conn| sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(conn).await)?;
         tx.commit().await.map(|()| one)
     };
-    assert_eq!(tokio::time::timeout(PROMPTLY, tx).await.expect("a transaction waited").unwrap(), 1);
+    assert_eq!(tokio::time::timeout(AT_ONCE, tx).await.expect("a transaction waited").unwrap(), 1);
 
     assert_eq!(select_one(db).await.unwrap(), 1);
     tokio::time::timeout(PROMPTLY, migrate::run(db)).await.expect("the migrations waited").unwrap();
@@ -104,22 +109,26 @@ async fn a_statement_waiting_for_the_busy_connection_gets_it_next(backend: &str)
     let one = OneConnection::open(backend).await;
     let db = &one.db;
     let busy = async {
-        if backend == "postgres" {
+        let done = if backend == "postgres" {
             with_pool!(db, |conn| sqlx::query_scalar::<_, String>("SELECT pg_sleep(0.5)::text").fetch_one(conn).await)
         } else {
             // SQLite has no sleep: a count it takes a moment to make.
             let count = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) \
                          SELECT CAST(count(*) AS TEXT) FROM n";
             with_pool!(db, |conn| sqlx::query_scalar::<_, String>(count).fetch_one(conn).await)
-        }
+        };
+        (done, Instant::now())
     };
     let waiting = async {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        tokio::time::timeout(PROMPTLY + Duration::from_secs(1), select_one(db)).await
+        let done = tokio::time::timeout(PROMPTLY + Duration::from_secs(2), select_one(db)).await;
+        (done, Instant::now())
     };
-    let (busy, waited) = tokio::join!(busy, waiting);
+    let ((busy, busy_ended), (waited, waited_ended)) = tokio::join!(busy, waiting);
     busy.unwrap();
     assert_eq!(waited.expect("the waiting statement timed out").unwrap(), 1);
+    let after = waited_ended.duration_since(busy_ended);
+    assert!(after < AT_ONCE, "the waiting statement ran {after:?} after the busy one ended");
     tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
     one.remove().await;
 }
@@ -132,6 +141,54 @@ async fn sqlite_a_statement_waiting_for_the_busy_connection_gets_it_next() {
 #[tokio::test]
 async fn postgres_a_statement_waiting_for_the_busy_connection_gets_it_next() {
     a_statement_waiting_for_the_busy_connection_gets_it_next("postgres").await;
+}
+
+/// What takes its connection from sqlx's pool itself (the migrations, a
+/// backup) gets one while statements keep coming: while it holds the pool,
+/// their connection goes back there after each statement.
+async fn a_direct_user_of_the_pool_gets_a_connection_between_statements(backend: &str) {
+    let one = OneConnection::open(backend).await;
+    let db = &one.db;
+    let stop = tokio::sync::Notify::new();
+    let statements = async {
+        let mut ran = 0;
+        loop {
+            tokio::select! {
+                () = stop.notified() => return ran,
+                one = select_one(db) => {
+                    one.unwrap();
+                    ran += 1;
+                }
+            }
+        }
+    };
+    let direct = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let in_use = db.pool();
+        let acquired = match &*in_use {
+            Pool::Postgres(pool) => tokio::time::timeout(PROMPTLY, pool.acquire()).await.map(|c| c.map(drop)),
+            Pool::Sqlite { pool, .. } => tokio::time::timeout(PROMPTLY, pool.acquire()).await.map(|c| c.map(drop)),
+        };
+        drop(in_use);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.notify_one();
+        acquired
+    };
+    let (ran, acquired) = tokio::join!(statements, direct);
+    acquired.expect("the direct acquire waited while statements kept the connection").unwrap();
+    assert!(ran > 10, "the statements went on beside it ({ran} ran)");
+    tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
+    one.remove().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_direct_user_of_the_pool_gets_a_connection_between_statements() {
+    a_direct_user_of_the_pool_gets_a_connection_between_statements("sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_a_direct_user_of_the_pool_gets_a_connection_between_statements() {
+    a_direct_user_of_the_pool_gets_a_connection_between_statements("postgres").await;
 }
 
 /// Postgres only: a SQLite connection is a file handle in this process, and

@@ -17,7 +17,8 @@ async fn sqlite_is_built_with_the_options_of_cargo_config() {
     let env = HashMap::from([("DATABASE_URL".to_owned(), url)]);
     let settings = Settings::from_map(ReadBy::Api, &env).unwrap().settings;
     let db = Db::connect(&settings.database).await.unwrap();
-    let Pool::Sqlite { pool, .. } = db.pool() else { panic!("a sqlite: URL opens SQLite") };
+    let in_use = db.pool();
+    let Pool::Sqlite { pool, .. } = &*in_use else { panic!("a sqlite: URL opens SQLite") };
     let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options").fetch_all(pool).await.unwrap();
     // SQLite lists `-DSQLITE_X=1` as `X=1`.
     let wanted: Vec<&str> = include_str!("../../../.cargo/config.toml")

@@ -96,7 +96,7 @@ impl Fixture {
     async fn new() -> Self {
         let sqlite = TestDb::new(Backend::Sqlite).await;
         let source = migrated(&sqlite).await;
-        seed(sqlite_pool(&source)).await;
+        seed(&sqlite_pool(&source)).await;
         let postgres = TestDb::new(Backend::Postgres).await;
         let target = migrated(&postgres).await;
         Self { sqlite, source, postgres, target }
@@ -116,7 +116,7 @@ impl Fixture {
     }
 
     async fn pg(&self, sql: &'static str) -> String {
-        sqlx::query_scalar(sql).fetch_one(pg_pool(&self.target)).await.unwrap()
+        sqlx::query_scalar(sql).fetch_one(&pg_pool(&self.target)).await.unwrap()
     }
 }
 
@@ -139,16 +139,16 @@ fn assert_fails(output: &Output, code: i32, message: &str) {
     assert!(stderr(output).contains(message), "{message:?} not in: {}", stderr(output));
 }
 
-fn sqlite_pool(db: &Db) -> &SqlitePool {
-    match db.pool() {
-        Pool::Sqlite { pool, .. } => pool,
+fn sqlite_pool(db: &Db) -> SqlitePool {
+    match &*db.pool() {
+        Pool::Sqlite { pool, .. } => pool.clone(),
         Pool::Postgres(_) => unreachable!("a SQLite database"),
     }
 }
 
-fn pg_pool(db: &Db) -> &PgPool {
-    match db.pool() {
-        Pool::Postgres(pool) => pool,
+fn pg_pool(db: &Db) -> PgPool {
+    match &*db.pool() {
+        Pool::Postgres(pool) => pool.clone(),
         Pool::Sqlite { .. } => unreachable!("a Postgres database"),
     }
 }
@@ -254,7 +254,7 @@ async fn refuses_a_target_with_rows_unless_replace() {
         "INSERT INTO item (description, title, owner_id, id, created_at)
          VALUES (NULL, 'added later', X'a11ce000000040008000000000000001', X'17e00000000040008000000000000009', NULL)",
     )
-    .execute(sqlite_pool(&fixture.source))
+    .execute(&sqlite_pool(&fixture.source))
     .await
     .unwrap();
     assert_copied(&fixture.copy(true), "copied user=3 item=4 jobs=4");
@@ -266,7 +266,7 @@ async fn a_failing_load_leaves_the_target_as_it_was() {
     let fixture = Fixture::new().await;
     assert_copied(&fixture.copy(false), "copied user=3 item=3 jobs=4");
     let before = as_the_app_reads(&fixture.target).await;
-    let source = sqlite_pool(&fixture.source);
+    let source = &sqlite_pool(&fixture.source);
 
     // A uuid column holding something else than a uuid's 16 bytes.
     sqlx::query(
@@ -310,7 +310,7 @@ async fn refuses_an_unmigrated_target_and_one_missing_a_migration() {
     let last: i64 = sqlx::query_scalar(
         "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations) RETURNING version",
     )
-    .fetch_one(pg_pool(&fixture.target))
+    .fetch_one(&pg_pool(&fixture.target))
     .await
     .unwrap();
     let refused = fixture.copy(false);

@@ -65,7 +65,8 @@ const INTEGRITY_CHECK: &str = "PRAGMA integrity_check(20)";
 /// `keep` of 0 acts as 1. Failing to delete an old backup is logged, not an
 /// error: the new backup is good.
 pub async fn sqlite_backup(db: &Db, dir: &Path, keep: usize) -> Result<BackupReport, BackupError> {
-    let Pool::Sqlite { pool, .. } = db.pool() else { return Err(BackupError::NotSqlite) };
+    let in_use = db.pool();
+    let Pool::Sqlite { pool, .. } = &*in_use else { return Err(BackupError::NotSqlite) };
 
     let dir = std::path::absolute(dir).map_err(|e| io_err(format!("cannot resolve {}", dir.display()), e))?;
     let started = Utc::now();

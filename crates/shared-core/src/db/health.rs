@@ -100,15 +100,23 @@ impl Health {
     }
 }
 
-/// Whether the database answers: first on an idle connection of the pool,
-/// then, when there is none or it fails, on a fresh one. A pooled
-/// connection that answers settles it, so the database is not declared
-/// down while it serves the pool just because new connections fail for a
-/// moment (a name lookup while containers come and go, `max_connections`
-/// reached); a dead server or network breaks the pooled connection too.
+/// Whether the database answers: first on a connection kept between
+/// statements or idle in the pool, then, when there is none or it fails, on
+/// a fresh one. A pooled connection that answers settles it, so the
+/// database is not declared down while it serves the pool just because new
+/// connections fail for a moment (a name lookup while containers come and
+/// go, `max_connections` reached); a dead server or network breaks the
+/// pooled connection too.
 async fn probe(db: &Db) -> Result<(), sqlx::Error> {
     let attempt = async {
-        match db.pool() {
+        if let Some(mut spare) = db.spares.take_any() {
+            if spare.ping().await.is_ok() {
+                db.release(spare, true);
+                return Ok(());
+            }
+            spare.close_on_drop();
+        }
+        match &db.pool {
             Pool::Postgres(pool) => probe_pool::<PgConnection>(pool).await,
             Pool::Sqlite { pool, .. } => probe_pool::<SqliteConnection>(pool).await,
         }

@@ -64,7 +64,7 @@ pub async fn run(db: &Db) -> Result<(), SchemaError> {
     }
     let migrator = migrator(db.backend());
     // Migrations lock and run on their own connection.
-    match db.pool() {
+    match &*db.pool() {
         Pool::Postgres(pool) => migrator.run(pool).await?,
         Pool::Sqlite { pool, .. } => migrator.run(pool).await?,
     }

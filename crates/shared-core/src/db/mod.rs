@@ -68,25 +68,34 @@ pub struct Db {
 /// spawned for it: a round trip to the database (on SQLite, to the
 /// connection's thread) after every statement, as many as the statements
 /// themselves. A connection whose statement succeeded is left here instead
-/// and handed to the next statement, most recently used first; one unused
-/// for [`PING_IF_IDLE_FOR`] goes back to sqlx's pool, which tests it then.
-/// While a statement waits in sqlx's pool (every connection was busy when
-/// it came), connections go back there, so that it gets the next one.
+/// and handed to the next statement, most recently used first. The others
+/// still pass through sqlx's pool and its test:
+/// - one unused for [`PING_IF_IDLE_FOR`];
+/// - every spare once every [`SPARES_CYCLE`], so that the pool's lifetime
+///   limits still apply to connections that are never idle;
+/// - every one freed while something waits in sqlx's pool (a statement
+///   that came when every connection was busy, or a direct user of the
+///   pool such as the migrations), so that it gets the next one.
 #[derive(Debug, Default)]
 struct Spares(std::sync::Mutex<Kept>);
 
+/// How often every spare goes back through sqlx's pool.
+const SPARES_CYCLE: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Default)]
 struct Kept {
+    /// Oldest first.
     conns: Vec<(Conn, Instant)>,
-    /// Statements waiting in sqlx's pool.
+    /// Waiting in sqlx's pool.
     waiting: usize,
+    /// When the spares last all went back to sqlx's pool.
+    cycled: Option<Instant>,
     /// Set by [`Db::close`]: sqlx's `close` waits for every connection
     /// checked out, so none may be kept after it.
     closed: bool,
 }
 
-/// A statement waiting in sqlx's pool, counted until it has a connection
-/// or gives up.
+/// Something waiting in sqlx's pool, counted until it is done with it.
 struct Waiting<'a>(&'a Spares);
 
 impl Drop for Waiting<'_> {
@@ -100,41 +109,86 @@ impl Spares {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A spare, or else the caller counted as waiting in sqlx's pool. Both
-    /// under one lock with [`Spares::put`]: a connection is never kept while
-    /// a statement waits for one.
+    /// The newest spare, or else the caller counted as waiting in sqlx's
+    /// pool. Both under one lock with [`Spares::put`]: a connection is never
+    /// kept while something waits for one.
     fn take(&self) -> Result<Conn, Waiting<'_>> {
+        let now = Instant::now();
         let mut kept = self.lock();
-        let stale = match kept.conns.pop() {
-            Some((conn, since)) if since.elapsed() < PING_IF_IDLE_FOR => return Ok(conn),
-            // The rest were left before this one: all of them go back to
-            // sqlx's pool, outside the lock.
-            Some((conn, _)) => Some((conn, std::mem::take(&mut kept.conns))),
-            None => None,
+        let fresh = kept.conns.partition_point(|(_, since)| now.duration_since(*since) >= PING_IF_IDLE_FOR);
+        // Dropped outside the lock: each drop spawns sqlx's return task.
+        let stale: Vec<_> = kept.conns.drain(..fresh).collect();
+        let taken = match kept.conns.pop() {
+            Some((conn, _)) => Ok(conn),
+            None => {
+                kept.waiting += 1;
+                Err(Waiting(self))
+            }
         };
-        kept.waiting += 1;
         drop(kept);
         drop(stale);
-        Err(Waiting(self))
+        taken
+    }
+
+    /// The newest spare however long it has been idle, for the health
+    /// probe; nothing is counted as waiting.
+    fn take_any(&self) -> Option<Conn> {
+        self.lock().conns.pop().map(|(conn, _)| conn)
     }
 
     fn put(&self, conn: Conn) {
+        let now = Instant::now();
         let mut kept = self.lock();
+        let cycled = *kept.cycled.get_or_insert(now);
         if kept.closed || kept.waiting > 0 {
             drop(kept);
             drop(conn);
+        } else if now.duration_since(cycled) >= SPARES_CYCLE {
+            kept.cycled = Some(now);
+            let conns = std::mem::take(&mut kept.conns);
+            drop(kept);
+            drop((conn, conns));
         } else {
-            kept.conns.push((conn, Instant::now()));
+            kept.conns.push((conn, now));
         }
     }
 
-    /// Every spare back to sqlx's pool; with `close`, for good.
-    fn give_back(&self, close: bool) {
+    /// Every spare back to sqlx's pool, and the caller counted as waiting
+    /// there until the guard drops.
+    fn give_back_all(&self) -> Waiting<'_> {
         let mut kept = self.lock();
-        kept.closed |= close;
+        kept.waiting += 1;
         let conns = std::mem::take(&mut kept.conns);
         drop(kept);
         drop(conns);
+        Waiting(self)
+    }
+
+    fn close(&self) {
+        let mut kept = self.lock();
+        kept.closed = true;
+        let conns = std::mem::take(&mut kept.conns);
+        drop(kept);
+        drop(conns);
+    }
+
+    fn len(&self) -> usize {
+        self.lock().conns.len()
+    }
+}
+
+/// The pools, for what takes its connections from them itself: while it
+/// lasts, the spares go back to sqlx's pool instead of being kept.
+pub struct PoolInUse<'a> {
+    pool: &'a Pool,
+    _waiting: Waiting<'a>,
+}
+
+impl std::ops::Deref for PoolInUse<'_> {
+    type Target = Pool;
+
+    fn deref(&self) -> &Pool {
+        self.pool
     }
 }
 
@@ -146,6 +200,23 @@ pub type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
 pub enum Conn {
     Postgres(PoolConnection<Postgres>),
     Sqlite(PoolConnection<Sqlite>),
+}
+
+impl Conn {
+    async fn ping(&mut self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Postgres(conn) => conn.ping().await,
+            Self::Sqlite(conn) => conn.ping().await,
+        }
+    }
+
+    /// Closed when dropped, without sqlx's test first.
+    fn close_on_drop(&mut self) {
+        match self {
+            Self::Postgres(conn) => conn.close_on_drop(),
+            Self::Sqlite(conn) => conn.close_on_drop(),
+        }
+    }
 }
 
 /// Runs one statement against a connection of `db`'s pool; the body is
@@ -332,13 +403,13 @@ impl Db {
         Self { pool, health: Arc::default(), writes: Arc::default(), spares: Arc::default() }
     }
 
-    /// The pools, for what takes its connection itself (migrations, a
-    /// backup, a probe, a listener). The spare connections go back to it
-    /// first, so that such an acquire does not wait out the pool's timeout
+    /// The pools, for what takes its connections from them itself
+    /// (migrations, a backup, the job listener): the spare connections go
+    /// back first, and the connections freed while the returned guard lives
+    /// too, so that such an acquire does not wait out the pool's timeout
     /// for connections this handle keeps between statements.
-    pub fn pool(&self) -> &Pool {
-        self.spares.give_back(false);
-        &self.pool
+    pub fn pool(&self) -> PoolInUse<'_> {
+        PoolInUse { pool: &self.pool, _waiting: self.spares.give_back_all() }
     }
 
     /// A connection for one statement. While the database is known to be
@@ -442,11 +513,12 @@ impl Db {
         with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))
     }
 
-    /// (connections open, of which idle) for the pool gauges.
+    /// (connections open, of which idle: in sqlx's pool or kept as spares)
+    /// for the pool gauges.
     pub fn pool_usage(&self) -> (u32, usize) {
         match &self.pool {
-            Pool::Postgres(pool) => (pool.size(), pool.num_idle()),
-            Pool::Sqlite { pool, .. } => (pool.size(), pool.num_idle()),
+            Pool::Postgres(pool) => (pool.size(), pool.num_idle() + self.spares.len()),
+            Pool::Sqlite { pool, .. } => (pool.size(), pool.num_idle() + self.spares.len()),
         }
     }
 
@@ -460,7 +532,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        self.spares.give_back(true);
+        self.spares.close();
         match &self.pool {
             Pool::Postgres(pool) => pool.close().await,
             Pool::Sqlite { pool, .. } => pool.close().await,

@@ -32,7 +32,7 @@ pub enum Waiter {
 impl Waiter {
     /// Listens on Postgres; falls back to polling if LISTEN cannot be set up.
     pub async fn new(db: &Db) -> Self {
-        match db.pool() {
+        match &*db.pool() {
             Pool::Postgres(pool) => match listen(pool).await {
                 Ok(listener) => Self::Listen(Box::new(listener)),
                 Err(err) => {
@@ -59,8 +59,15 @@ impl Waiter {
     }
 }
 
+/// The listener holds a connection of its own, outside `pool`, with the
+/// same options: it takes one when it reconnects (inside `recv`), and in
+/// `pool` that could wait for connections the `Db` keeps between
+/// statements.
 async fn listen(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(sqlx::postgres::PgConnectOptions::clone(&pool.connect_options()));
+    let mut listener = PgListener::connect_with(&own).await?;
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
