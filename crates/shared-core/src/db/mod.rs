@@ -419,10 +419,16 @@ impl Db {
     /// answers 503.
     pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
         self.health.check()?;
-        let waiting = match self.spares.take() {
-            Ok(spare) => return Ok(spare),
-            Err(waiting) => waiting,
-        };
+        match self.spares.take() {
+            Ok(spare) => Ok(spare),
+            // Boxed: sqlx's acquire future (kilobytes) would otherwise be
+            // part of every statement's future, and copied with it each
+            // time that future moves, spare or not.
+            Err(waiting) => Box::pin(self.acquire_from_pool(waiting)).await,
+        }
+    }
+
+    async fn acquire_from_pool(&self, waiting: Waiting<'_>) -> Result<Conn, sqlx::Error> {
         let acquired = self.health.guard(self, async {
             match &self.pool {
                 Pool::Postgres(pool) => pool.acquire().await.map(Conn::Postgres),
