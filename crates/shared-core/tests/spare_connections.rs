@@ -37,6 +37,10 @@ struct OneConnection {
 
 impl OneConnection {
     async fn open(backend: &str) -> Self {
+        Self::with_pool_size(backend, 1).await
+    }
+
+    async fn with_pool_size(backend: &str, pool_size: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (url, postgres_database) = if backend == "postgres" {
             let name = format!("spares_{}", uuid::Uuid::new_v4().simple());
@@ -47,8 +51,7 @@ impl OneConnection {
         } else {
             (format!("sqlite:{}", dir.path().join("app.db").display()), None)
         };
-        let settings =
-            DatabaseSettings { url: Secret::new(url), pool_size: 1, acquire_timeout: Duration::from_secs(3) };
+        let settings = DatabaseSettings { url: Secret::new(url), pool_size, acquire_timeout: Duration::from_secs(3) };
         let db = Db::connect(&settings).await.unwrap();
         Self { db, postgres_database, _dir: dir }
     }
@@ -189,6 +192,51 @@ async fn sqlite_a_direct_user_of_the_pool_gets_a_connection_between_statements()
 #[tokio::test]
 async fn postgres_a_direct_user_of_the_pool_gets_a_connection_between_statements() {
     a_direct_user_of_the_pool_gets_a_connection_between_statements("postgres").await;
+}
+
+/// With more statements at once than connections, a statement that waits
+/// takes the next connection another frees. It waits in sqlx's pool too,
+/// and there, while the pool is not full, the wait opens a connection: one
+/// cancelled whenever a freed connection came first would be opened and
+/// thrown away over and over. Postgres, through a loopback relay that counts
+/// the connections made to it (SQLite opens files, not connections).
+#[tokio::test]
+async fn postgres_more_statements_than_connections_open_no_more_connections() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = listener.local_addr().unwrap();
+    let base = admin_url();
+    let (user, after_user) = base.split_once('@').unwrap();
+    let upstream = after_user.split_once('/').unwrap().0.to_owned();
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = opened.clone();
+    let relaying = tokio::spawn(async move {
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(upstream.as_str()).await.unwrap();
+                tokio::io::copy_bidirectional(&mut client, &mut server).await.ok();
+            });
+        }
+    });
+
+    let name = format!("spares_{}", uuid::Uuid::new_v4().simple());
+    admin(format!("CREATE DATABASE {name}")).await;
+    let url = format!("{user}@{relay}/{name}");
+    let settings = DatabaseSettings { url: Secret::new(url), pool_size: 4, acquire_timeout: Duration::from_secs(3) };
+    let db = Db::connect(&settings).await.unwrap();
+    let statements = (0..16).map(|_| async {
+        for _ in 0..50 {
+            select_one(&db).await.unwrap();
+        }
+    });
+    futures_util::future::join_all(statements).await;
+    tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
+    relaying.abort();
+    admin(format!("DROP DATABASE {name} WITH (FORCE)")).await;
+    let opened = opened.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=4).contains(&opened), "{opened} connections opened for a pool of 4");
 }
 
 /// Postgres only: a SQLite connection is a file handle in this process, and

@@ -67,15 +67,14 @@ pub struct Db {
 /// sqlx tests a connection every time it goes back to its pool, in a task
 /// spawned for it: a round trip to the database (on SQLite, to the
 /// connection's thread) after every statement, as many as the statements
-/// themselves. A connection whose statement succeeded is left here instead
-/// and handed to the next statement, most recently used first. The others
-/// still pass through sqlx's pool and its test:
+/// themselves. A connection whose statement succeeded is handed to the
+/// first statement waiting for one, or else kept here for the next, newest
+/// first. The others still pass through sqlx's pool and its test:
 /// - one unused for [`PING_IF_IDLE_FOR`];
 /// - every spare once every [`SPARES_CYCLE`], so that the pool's lifetime
 ///   limits still apply to connections that are never idle;
-/// - every one freed while something waits in sqlx's pool (a statement
-///   that came when every connection was busy, or a direct user of the
-///   pool such as the migrations), so that it gets the next one.
+/// - every one freed while a user of the pool itself (the migrations, a
+///   backup) holds it, so that it gets the next one.
 #[derive(Debug, Default)]
 struct Spares(std::sync::Mutex<Kept>);
 
@@ -86,8 +85,12 @@ const SPARES_CYCLE: Duration = Duration::from_secs(60);
 struct Kept {
     /// Oldest first.
     conns: Vec<(Conn, Instant)>,
-    /// Waiting in sqlx's pool.
-    waiting: usize,
+    /// Statements that found no spare, first come first served. Each also
+    /// waits in sqlx's pool (for a connection freed by a transaction, or a
+    /// new one) and takes whichever comes first.
+    waiters: std::collections::VecDeque<tokio::sync::oneshot::Sender<Conn>>,
+    /// Users of the pool itself holding [`Db::pool`]'s guard.
+    direct: usize,
     /// When the spares last all went back to sqlx's pool.
     cycled: Option<Instant>,
     /// Set by [`Db::close`]: sqlx's `close` waits for every connection
@@ -95,12 +98,12 @@ struct Kept {
     closed: bool,
 }
 
-/// Something waiting in sqlx's pool, counted until it is done with it.
-struct Waiting<'a>(&'a Spares);
+/// A direct user of sqlx's pool, counted until it is done with it.
+struct DirectUse<'a>(&'a Spares);
 
-impl Drop for Waiting<'_> {
+impl Drop for DirectUse<'_> {
     fn drop(&mut self) {
-        self.0.lock().waiting -= 1;
+        self.0.lock().direct -= 1;
     }
 }
 
@@ -109,10 +112,11 @@ impl Spares {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The newest spare, or else the caller counted as waiting in sqlx's
-    /// pool. Both under one lock with [`Spares::put`]: a connection is never
-    /// kept while something waits for one.
-    fn take(&self) -> Result<Conn, Waiting<'_>> {
+    /// The newest spare, or else, when the pool cannot open another
+    /// connection, a place in the queue for the next one freed. Both under
+    /// one lock with [`Spares::put`]: a connection is never kept while a
+    /// statement waits for one.
+    fn take(&self, pool_full: bool) -> Result<Conn, Option<tokio::sync::oneshot::Receiver<Conn>>> {
         let now = Instant::now();
         let mut kept = self.lock();
         let fresh = kept.conns.partition_point(|(_, since)| now.duration_since(*since) >= PING_IF_IDLE_FOR);
@@ -120,9 +124,17 @@ impl Spares {
         let stale: Vec<_> = kept.conns.drain(..fresh).collect();
         let taken = match kept.conns.pop() {
             Some((conn, _)) => Ok(conn),
+            // The pool opens one: a wait for a freed connection beside it
+            // would cancel that opening whenever it won, over and over.
+            None if !pool_full => Err(None),
             None => {
-                kept.waiting += 1;
-                Err(Waiting(self))
+                // Those that got theirs from sqlx's pool meanwhile, or gave
+                // up: nothing else takes them out while no statement
+                // succeeds.
+                kept.waiters.retain(|waiter| !waiter.is_closed());
+                let (hand_over, handed) = tokio::sync::oneshot::channel();
+                kept.waiters.push_back(hand_over);
+                Err(Some(handed))
             }
         };
         drop(kept);
@@ -131,19 +143,29 @@ impl Spares {
     }
 
     /// The newest spare however long it has been idle, for the health
-    /// probe; nothing is counted as waiting.
+    /// probe.
     fn take_any(&self) -> Option<Conn> {
         self.lock().conns.pop().map(|(conn, _)| conn)
     }
 
-    fn put(&self, conn: Conn) {
+    fn put(&self, mut conn: Conn) {
         let now = Instant::now();
         let mut kept = self.lock();
-        let cycled = *kept.cycled.get_or_insert(now);
-        if kept.closed || kept.waiting > 0 {
+        if kept.closed || kept.direct > 0 {
             drop(kept);
             drop(conn);
-        } else if now.duration_since(cycled) >= SPARES_CYCLE {
+            return;
+        }
+        // A waiter gone (it got a connection from sqlx's pool, or gave up)
+        // hands it back.
+        while let Some(waiter) = kept.waiters.pop_front() {
+            match waiter.send(conn) {
+                Ok(()) => return,
+                Err(back) => conn = back,
+            }
+        }
+        let cycled = *kept.cycled.get_or_insert(now);
+        if now.duration_since(cycled) >= SPARES_CYCLE {
             kept.cycled = Some(now);
             let conns = std::mem::take(&mut kept.conns);
             drop(kept);
@@ -153,23 +175,24 @@ impl Spares {
         }
     }
 
-    /// Every spare back to sqlx's pool, and the caller counted as waiting
-    /// there until the guard drops.
-    fn give_back_all(&self) -> Waiting<'_> {
+    /// Every spare back to sqlx's pool, and the caller counted as using it
+    /// until the guard drops.
+    fn give_back_all(&self) -> DirectUse<'_> {
         let mut kept = self.lock();
-        kept.waiting += 1;
+        kept.direct += 1;
         let conns = std::mem::take(&mut kept.conns);
         drop(kept);
         drop(conns);
-        Waiting(self)
+        DirectUse(self)
     }
 
     fn close(&self) {
         let mut kept = self.lock();
         kept.closed = true;
         let conns = std::mem::take(&mut kept.conns);
+        let waiters = std::mem::take(&mut kept.waiters);
         drop(kept);
-        drop(conns);
+        drop((conns, waiters));
     }
 
     fn len(&self) -> usize {
@@ -181,7 +204,7 @@ impl Spares {
 /// lasts, the spares go back to sqlx's pool instead of being kept.
 pub struct PoolInUse<'a> {
     pool: &'a Pool,
-    _waiting: Waiting<'a>,
+    _direct: DirectUse<'a>,
 }
 
 impl std::ops::Deref for PoolInUse<'_> {
@@ -409,7 +432,7 @@ impl Db {
     /// too, so that such an acquire does not wait out the pool's timeout
     /// for connections this handle keeps between statements.
     pub fn pool(&self) -> PoolInUse<'_> {
-        PoolInUse { pool: &self.pool, _waiting: self.spares.give_back_all() }
+        PoolInUse { pool: &self.pool, _direct: self.spares.give_back_all() }
     }
 
     /// A connection for one statement. While the database is known to be
@@ -419,24 +442,37 @@ impl Db {
     /// answers 503.
     pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
         self.health.check()?;
-        match self.spares.take() {
+        match self.spares.take(self.pool_is_full()) {
             Ok(spare) => Ok(spare),
             // Boxed: sqlx's acquire future (kilobytes) would otherwise be
             // part of every statement's future, and copied with it each
             // time that future moves, spare or not.
-            Err(waiting) => Box::pin(self.acquire_from_pool(waiting)).await,
+            Err(handed) => Box::pin(self.acquire_from_pool(handed)).await,
         }
     }
 
-    async fn acquire_from_pool(&self, waiting: Waiting<'_>) -> Result<Conn, sqlx::Error> {
-        let acquired = self.health.guard(self, async {
+    /// Waits for a connection from sqlx's pool (newly opened, or freed by a
+    /// transaction) and, when `handed` is there, for the next one another
+    /// statement frees.
+    async fn acquire_from_pool(
+        &self,
+        handed: Option<tokio::sync::oneshot::Receiver<Conn>>,
+    ) -> Result<Conn, sqlx::Error> {
+        let from_pool = async {
             match &self.pool {
                 Pool::Postgres(pool) => pool.acquire().await.map(Conn::Postgres),
                 Pool::Sqlite { pool, .. } => pool.acquire().await.map(Conn::Sqlite),
             }
+        };
+        let acquired = self.health.guard(self, async {
+            let Some(handed) = handed else { return from_pool.await };
+            tokio::select! {
+                // A closed queue (`Db::close`) leaves the wait in the pool.
+                Ok(conn) = handed => Ok(conn),
+                conn = from_pool => conn,
+            }
         });
         let acquired = acquired.await;
-        drop(waiting);
         self.observe(&acquired);
         acquired
     }
@@ -519,6 +555,14 @@ impl Db {
         with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))
     }
 
+    /// Whether sqlx's pool holds as many connections as it may open.
+    fn pool_is_full(&self) -> bool {
+        match &self.pool {
+            Pool::Postgres(pool) => pool.size() >= pool.options().get_max_connections(),
+            Pool::Sqlite { pool, .. } => pool.size() >= pool.options().get_max_connections(),
+        }
+    }
+
     /// (connections open, of which idle: in sqlx's pool or kept as spares)
     /// for the pool gauges.
     pub fn pool_usage(&self) -> (u32, usize) {
@@ -528,9 +572,9 @@ impl Db {
         }
     }
 
-    /// Gives a connection back after its statement: kept for the next
-    /// statement when it succeeded (and none waits in sqlx's pool), else
-    /// back to sqlx's pool, whose test closes it if it is broken.
+    /// Gives a connection back after its statement: to the next statement
+    /// when it succeeded ([`Spares`]), else back to sqlx's pool, whose test
+    /// closes it if it is broken.
     pub fn release(&self, conn: Conn, succeeded: bool) {
         if succeeded {
             self.spares.put(conn);
