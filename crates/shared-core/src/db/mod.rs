@@ -73,8 +73,8 @@ pub struct Db {
 /// - one unused for [`PING_IF_IDLE_FOR`];
 /// - every spare once every [`SPARES_CYCLE`], so that the pool's lifetime
 ///   limits still apply to connections that are never idle;
-/// - every one freed while a user of the pool itself (the migrations, a
-///   backup) holds it, so that it gets the next one.
+/// - every one freed while something waits in sqlx's pool or uses it
+///   ([`InPool`]), so that it gets the next one.
 #[derive(Debug, Default)]
 struct Spares(std::sync::Mutex<Kept>);
 
@@ -89,8 +89,8 @@ struct Kept {
     /// waits in sqlx's pool (for a connection freed by a transaction, or a
     /// new one) and takes whichever comes first.
     waiters: std::collections::VecDeque<tokio::sync::oneshot::Sender<Conn>>,
-    /// Users of the pool itself holding [`Db::pool`]'s guard.
-    direct: usize,
+    /// Waiting in or using sqlx's pool itself ([`InPool`]).
+    in_pool: usize,
     /// When the spares last all went back to sqlx's pool.
     cycled: Option<Instant>,
     /// Set by [`Db::close`]: sqlx's `close` waits for every connection
@@ -98,13 +98,26 @@ struct Kept {
     closed: bool,
 }
 
-/// A direct user of sqlx's pool, counted until it is done with it.
-struct DirectUse<'a>(&'a Spares);
+/// Something waiting in or using sqlx's pool itself, counted until it is
+/// done with it: a statement that found no spare while the pool could
+/// still open a connection, or a user of the pool ([`Db::pool`]'s guard).
+/// While any, freed connections go back to sqlx's pool, so that it gets
+/// one even if the pool is full by the time it asks.
+struct InPool<'a>(&'a Spares);
 
-impl Drop for DirectUse<'_> {
+impl Drop for InPool<'_> {
     fn drop(&mut self) {
-        self.0.lock().direct -= 1;
+        self.0.lock().in_pool -= 1;
     }
+}
+
+/// How a statement that found no spare waits for a connection.
+enum Wait<'a> {
+    /// In sqlx's pool, which can open one.
+    InPool(InPool<'a>),
+    /// For the next connection another statement frees, and in sqlx's
+    /// pool beside it (for one a transaction frees).
+    HandedOver(tokio::sync::oneshot::Receiver<Conn>),
 }
 
 impl Spares {
@@ -116,7 +129,7 @@ impl Spares {
     /// connection, a place in the queue for the next one freed. Both under
     /// one lock with [`Spares::put`]: a connection is never kept while a
     /// statement waits for one.
-    fn take(&self, pool_full: bool) -> Result<Conn, Option<tokio::sync::oneshot::Receiver<Conn>>> {
+    fn take(&self, pool_full: bool) -> Result<Conn, Wait<'_>> {
         let now = Instant::now();
         let mut kept = self.lock();
         let fresh = kept.conns.partition_point(|(_, since)| now.duration_since(*since) >= PING_IF_IDLE_FOR);
@@ -126,7 +139,10 @@ impl Spares {
             Some((conn, _)) => Ok(conn),
             // The pool opens one: a wait for a freed connection beside it
             // would cancel that opening whenever it won, over and over.
-            None if !pool_full => Err(None),
+            None if !pool_full => {
+                kept.in_pool += 1;
+                Err(Wait::InPool(InPool(self)))
+            }
             None => {
                 // Those that got theirs from sqlx's pool meanwhile, or gave
                 // up: nothing else takes them out while no statement
@@ -134,7 +150,7 @@ impl Spares {
                 kept.waiters.retain(|waiter| !waiter.is_closed());
                 let (hand_over, handed) = tokio::sync::oneshot::channel();
                 kept.waiters.push_back(hand_over);
-                Err(Some(handed))
+                Err(Wait::HandedOver(handed))
             }
         };
         drop(kept);
@@ -151,7 +167,7 @@ impl Spares {
     fn put(&self, mut conn: Conn) {
         let now = Instant::now();
         let mut kept = self.lock();
-        if kept.closed || kept.direct > 0 {
+        if kept.closed || kept.in_pool > 0 {
             drop(kept);
             drop(conn);
             return;
@@ -177,13 +193,13 @@ impl Spares {
 
     /// Every spare back to sqlx's pool, and the caller counted as using it
     /// until the guard drops.
-    fn give_back_all(&self) -> DirectUse<'_> {
+    fn give_back_all(&self) -> InPool<'_> {
         let mut kept = self.lock();
-        kept.direct += 1;
+        kept.in_pool += 1;
         let conns = std::mem::take(&mut kept.conns);
         drop(kept);
         drop(conns);
-        DirectUse(self)
+        InPool(self)
     }
 
     fn close(&self) {
@@ -204,7 +220,7 @@ impl Spares {
 /// lasts, the spares go back to sqlx's pool instead of being kept.
 pub struct PoolInUse<'a> {
     pool: &'a Pool,
-    _direct: DirectUse<'a>,
+    _using: InPool<'a>,
 }
 
 impl std::ops::Deref for PoolInUse<'_> {
@@ -432,7 +448,7 @@ impl Db {
     /// too, so that such an acquire does not wait out the pool's timeout
     /// for connections this handle keeps between statements.
     pub fn pool(&self) -> PoolInUse<'_> {
-        PoolInUse { pool: &self.pool, _direct: self.spares.give_back_all() }
+        PoolInUse { pool: &self.pool, _using: self.spares.give_back_all() }
     }
 
     /// A connection for one statement. While the database is known to be
@@ -447,17 +463,11 @@ impl Db {
             // Boxed: sqlx's acquire future (kilobytes) would otherwise be
             // part of every statement's future, and copied with it each
             // time that future moves, spare or not.
-            Err(handed) => Box::pin(self.acquire_from_pool(handed)).await,
+            Err(wait) => Box::pin(self.acquire_from_pool(wait)).await,
         }
     }
 
-    /// Waits for a connection from sqlx's pool (newly opened, or freed by a
-    /// transaction) and, when `handed` is there, for the next one another
-    /// statement frees.
-    async fn acquire_from_pool(
-        &self,
-        handed: Option<tokio::sync::oneshot::Receiver<Conn>>,
-    ) -> Result<Conn, sqlx::Error> {
+    async fn acquire_from_pool(&self, wait: Wait<'_>) -> Result<Conn, sqlx::Error> {
         let from_pool = async {
             match &self.pool {
                 Pool::Postgres(pool) => pool.acquire().await.map(Conn::Postgres),
@@ -465,7 +475,14 @@ impl Db {
             }
         };
         let acquired = self.health.guard(self, async {
-            let Some(handed) = handed else { return from_pool.await };
+            let handed = match wait {
+                Wait::InPool(in_pool) => {
+                    let acquired = from_pool.await;
+                    drop(in_pool);
+                    return acquired;
+                }
+                Wait::HandedOver(handed) => handed,
+            };
             tokio::select! {
                 // A closed queue (`Db::close`) leaves the wait in the pool.
                 Ok(conn) = handed => Ok(conn),
