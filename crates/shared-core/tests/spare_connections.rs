@@ -199,7 +199,8 @@ async fn postgres_a_direct_user_of_the_pool_gets_a_connection_between_statements
 /// and there, while the pool is not full, the wait opens a connection: one
 /// cancelled whenever a freed connection came first would be opened and
 /// thrown away over and over. Postgres, through a loopback relay that counts
-/// the connections made to it (SQLite opens files, not connections).
+/// the connections made to it (SQLite opens files, not connections);
+/// `TEST_POSTGRES_URL` is taken to name its user and port.
 #[tokio::test]
 async fn postgres_more_statements_than_connections_open_no_more_connections() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -236,7 +237,10 @@ async fn postgres_more_statements_than_connections_open_no_more_connections() {
     relaying.abort();
     admin(format!("DROP DATABASE {name} WITH (FORCE)")).await;
     let opened = opened.load(std::sync::atomic::Ordering::SeqCst);
-    assert!((1..=4).contains(&opened), "{opened} connections opened for a pool of 4");
+    // A wait longer than 250 ms on a busy machine starts a health probe,
+    // whose fresh connection goes through the relay too: a few more than 4
+    // are fine, the mistake opened hundreds.
+    assert!((1..=8).contains(&opened), "{opened} connections opened for a pool of 4");
 }
 
 /// Postgres only: a SQLite connection is a file handle in this process, and

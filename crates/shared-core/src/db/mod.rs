@@ -172,6 +172,16 @@ impl Spares {
             drop(conn);
             return;
         }
+        // Before the waiters: under steady load there always are some, and
+        // they wait in sqlx's pool too.
+        let cycled = *kept.cycled.get_or_insert(now);
+        if now.duration_since(cycled) >= SPARES_CYCLE {
+            kept.cycled = Some(now);
+            let conns = std::mem::take(&mut kept.conns);
+            drop(kept);
+            drop((conn, conns));
+            return;
+        }
         // A waiter gone (it got a connection from sqlx's pool, or gave up)
         // hands it back.
         while let Some(waiter) = kept.waiters.pop_front() {
@@ -180,15 +190,7 @@ impl Spares {
                 Err(back) => conn = back,
             }
         }
-        let cycled = *kept.cycled.get_or_insert(now);
-        if now.duration_since(cycled) >= SPARES_CYCLE {
-            kept.cycled = Some(now);
-            let conns = std::mem::take(&mut kept.conns);
-            drop(kept);
-            drop((conn, conns));
-        } else {
-            kept.conns.push((conn, now));
-        }
+        kept.conns.push((conn, now));
     }
 
     /// Every spare back to sqlx's pool, and the caller counted as using it
@@ -572,11 +574,14 @@ impl Db {
         with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))
     }
 
-    /// Whether sqlx's pool holds as many connections as it may open.
+    /// Whether sqlx's pool holds as many connections as it may open, none
+    /// of them idle in it: then a wait there opens no connection and tests
+    /// none, and can be given up for a connection handed over without
+    /// throwing either away half done.
     fn pool_is_full(&self) -> bool {
         match &self.pool {
-            Pool::Postgres(pool) => pool.size() >= pool.options().get_max_connections(),
-            Pool::Sqlite { pool, .. } => pool.size() >= pool.options().get_max_connections(),
+            Pool::Postgres(pool) => pool.size() >= pool.options().get_max_connections() && pool.num_idle() == 0,
+            Pool::Sqlite { pool, .. } => pool.size() >= pool.options().get_max_connections() && pool.num_idle() == 0,
         }
     }
 
