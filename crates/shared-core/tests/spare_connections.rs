@@ -14,9 +14,29 @@
 use std::time::{Duration, Instant};
 
 use shared_core::config::{DatabaseSettings, Secret};
-use shared_core::db::{Db, Pool, migrate};
+use shared_core::db::{Backend, Db, Pool, migrate};
 use shared_core::{with_pool, with_tx};
 use sqlx::{Connection, PgConnection};
+
+/// Runs `async fn $name(backend: Backend)` once per database, as
+/// `$name::sqlite` and `$name::postgres` (as the api's tests do).
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            use shared_core::db::Backend;
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await
+            }
+        }
+    };
+}
 
 fn admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
@@ -36,13 +56,9 @@ struct OneConnection {
 }
 
 impl OneConnection {
-    async fn open(backend: &str) -> Self {
-        Self::with_pool_size(backend, 1).await
-    }
-
-    async fn with_pool_size(backend: &str, pool_size: u32) -> Self {
+    async fn open(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (url, postgres_database) = if backend == "postgres" {
+        let (url, postgres_database) = if backend == Backend::Postgres {
             let name = format!("spares_{}", uuid::Uuid::new_v4().simple());
             admin(format!("CREATE DATABASE {name}")).await;
             let base = admin_url();
@@ -51,7 +67,8 @@ impl OneConnection {
         } else {
             (format!("sqlite:{}", dir.path().join("app.db").display()), None)
         };
-        let settings = DatabaseSettings { url: Secret::new(url), pool_size, acquire_timeout: Duration::from_secs(3) };
+        let settings =
+            DatabaseSettings { url: Secret::new(url), pool_size: 1, acquire_timeout: Duration::from_secs(3) };
         let db = Db::connect(&settings).await.unwrap();
         Self { db, postgres_database, _dir: dir }
     }
@@ -75,7 +92,7 @@ const PROMPTLY: Duration = Duration::from_secs(2);
 /// probe, and the probe, pinging the spare, would hand it on by the way.
 const AT_ONCE: Duration = Duration::from_millis(200);
 
-async fn the_only_connection_kept_as_a_spare_still_serves_every_user(backend: &str) {
+async fn the_only_connection_kept_as_a_spare_still_serves_every_user(backend: Backend) {
     let one = OneConnection::open(backend).await;
     let db = &one.db;
     assert_eq!(select_one(db).await.unwrap(), 1);
@@ -95,24 +112,16 @@ async fn the_only_connection_kept_as_a_spare_still_serves_every_user(backend: &s
     one.remove().await;
 }
 
-#[tokio::test]
-async fn sqlite_the_only_connection_kept_as_a_spare_still_serves_every_user() {
-    the_only_connection_kept_as_a_spare_still_serves_every_user("sqlite").await;
-}
-
-#[tokio::test]
-async fn postgres_the_only_connection_kept_as_a_spare_still_serves_every_user() {
-    the_only_connection_kept_as_a_spare_still_serves_every_user("postgres").await;
-}
+on_both_backends!(the_only_connection_kept_as_a_spare_still_serves_every_user);
 
 /// A statement that came while the only connection was busy waits in
 /// sqlx's pool; the connection goes there when the busy statement ends,
 /// instead of being kept as a spare that no one asks for.
-async fn a_statement_waiting_for_the_busy_connection_gets_it_next(backend: &str) {
+async fn a_statement_waiting_for_the_busy_connection_gets_it_next(backend: Backend) {
     let one = OneConnection::open(backend).await;
     let db = &one.db;
     let busy = async {
-        let done = if backend == "postgres" {
+        let done = if backend == Backend::Postgres {
             with_pool!(db, |conn| sqlx::query_scalar::<_, String>("SELECT pg_sleep(0.5)::text").fetch_one(conn).await)
         } else {
             // SQLite has no sleep: a count it takes a moment to make.
@@ -136,20 +145,12 @@ async fn a_statement_waiting_for_the_busy_connection_gets_it_next(backend: &str)
     one.remove().await;
 }
 
-#[tokio::test]
-async fn sqlite_a_statement_waiting_for_the_busy_connection_gets_it_next() {
-    a_statement_waiting_for_the_busy_connection_gets_it_next("sqlite").await;
-}
-
-#[tokio::test]
-async fn postgres_a_statement_waiting_for_the_busy_connection_gets_it_next() {
-    a_statement_waiting_for_the_busy_connection_gets_it_next("postgres").await;
-}
+on_both_backends!(a_statement_waiting_for_the_busy_connection_gets_it_next);
 
 /// What takes its connection from sqlx's pool itself (the migrations, a
 /// backup) gets one while statements keep coming: while it holds the pool,
 /// their connection goes back there after each statement.
-async fn a_direct_user_of_the_pool_gets_a_connection_between_statements(backend: &str) {
+async fn a_direct_user_of_the_pool_gets_a_connection_between_statements(backend: Backend) {
     let one = OneConnection::open(backend).await;
     let db = &one.db;
     let stop = tokio::sync::Notify::new();
@@ -184,15 +185,7 @@ async fn a_direct_user_of_the_pool_gets_a_connection_between_statements(backend:
     one.remove().await;
 }
 
-#[tokio::test]
-async fn sqlite_a_direct_user_of_the_pool_gets_a_connection_between_statements() {
-    a_direct_user_of_the_pool_gets_a_connection_between_statements("sqlite").await;
-}
-
-#[tokio::test]
-async fn postgres_a_direct_user_of_the_pool_gets_a_connection_between_statements() {
-    a_direct_user_of_the_pool_gets_a_connection_between_statements("postgres").await;
-}
+on_both_backends!(a_direct_user_of_the_pool_gets_a_connection_between_statements);
 
 /// With more statements at once than connections, a statement that waits
 /// takes the next connection another frees. It waits in sqlx's pool too,
@@ -247,7 +240,7 @@ async fn postgres_more_statements_than_connections_open_no_more_connections() {
 /// nothing outside it can break one.
 #[tokio::test]
 async fn postgres_a_spare_idle_past_the_threshold_is_tested_and_replaced_when_dead() {
-    let one = OneConnection::open("postgres").await;
+    let one = OneConnection::open(Backend::Postgres).await;
     let db = &one.db;
     let backend_pid = || async {
         with_pool!(db, |conn| sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(conn).await)

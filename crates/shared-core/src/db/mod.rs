@@ -588,10 +588,11 @@ impl Db {
     /// (connections open, of which idle: in sqlx's pool or kept as spares)
     /// for the pool gauges.
     pub fn pool_usage(&self) -> (u32, usize) {
-        match &self.pool {
-            Pool::Postgres(pool) => (pool.size(), pool.num_idle() + self.spares.len()),
-            Pool::Sqlite { pool, .. } => (pool.size(), pool.num_idle() + self.spares.len()),
-        }
+        let (open, idle) = match &self.pool {
+            Pool::Postgres(pool) => (pool.size(), pool.num_idle()),
+            Pool::Sqlite { pool, .. } => (pool.size(), pool.num_idle()),
+        };
+        (open, idle + self.spares.len())
     }
 
     /// Gives a connection back after its statement: to the next statement
