@@ -73,7 +73,10 @@ impl OneConnection {
         Self { db, postgres_database, _dir: dir }
     }
 
-    async fn remove(self) {
+    /// Closes the pool, which waits for every connection checked out: a
+    /// spare kept past it would make it wait forever.
+    async fn close_and_remove(self) {
+        tokio::time::timeout(PROMPTLY, self.db.close()).await.expect("closing waited for the spare");
         if let Some(name) = self.postgres_database {
             admin(format!("DROP DATABASE {name} WITH (FORCE)")).await;
         }
@@ -108,15 +111,14 @@ async fn the_only_connection_kept_as_a_spare_still_serves_every_user(backend: Ba
     tokio::time::timeout(PROMPTLY, migrate::run(db)).await.expect("the migrations waited").unwrap();
 
     assert_eq!(select_one(db).await.unwrap(), 1);
-    tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
-    one.remove().await;
+    one.close_and_remove().await;
 }
 
 on_both_backends!(the_only_connection_kept_as_a_spare_still_serves_every_user);
 
-/// A statement that came while the only connection was busy waits in
-/// sqlx's pool; the connection goes there when the busy statement ends,
-/// instead of being kept as a spare that no one asks for.
+/// A statement that came while the only connection was busy waits for it;
+/// the connection is handed to it when the busy statement ends, instead of
+/// being kept as a spare that no one asks for.
 async fn a_statement_waiting_for_the_busy_connection_gets_it_next(backend: Backend) {
     let one = OneConnection::open(backend).await;
     let db = &one.db;
@@ -141,8 +143,7 @@ async fn a_statement_waiting_for_the_busy_connection_gets_it_next(backend: Backe
     assert_eq!(waited.expect("the waiting statement timed out").unwrap(), 1);
     let after = waited_ended.duration_since(busy_ended);
     assert!(after < AT_ONCE, "the waiting statement ran {after:?} after the busy one ended");
-    tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
-    one.remove().await;
+    one.close_and_remove().await;
 }
 
 on_both_backends!(a_statement_waiting_for_the_busy_connection_gets_it_next);
@@ -181,8 +182,7 @@ async fn a_direct_user_of_the_pool_gets_a_connection_between_statements(backend:
     let (ran, acquired) = tokio::join!(statements, direct);
     acquired.expect("the direct acquire waited while statements kept the connection").unwrap();
     assert!(ran > 10, "the statements went on beside it ({ran} ran)");
-    tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
-    one.remove().await;
+    one.close_and_remove().await;
 }
 
 on_both_backends!(a_direct_user_of_the_pool_gets_a_connection_between_statements);
@@ -257,6 +257,5 @@ async fn postgres_a_spare_idle_past_the_threshold_is_tested_and_replaced_when_de
     let replaced = backend_pid().await.expect("a statement after the idle threshold ran on a dead spare");
     assert_ne!(replaced, first);
 
-    tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
-    one.remove().await;
+    one.close_and_remove().await;
 }
