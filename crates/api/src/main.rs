@@ -8,6 +8,15 @@ use shared_core::config::vars::{self, ReadBy};
 use shared_core::db::{Db, migrate};
 use shared_core::process;
 
+/// mimalloc rather than glibc's malloc: a request allocates on one runtime
+/// thread and frees on another, and a page of items allocates hundreds of
+/// small values at once, both of which send glibc's malloc to its arena
+/// locks (futex calls in every request, 4.5 a page on Postgres). Measured in
+/// docs/benchmarks.md, stop 26. Password hashing takes its 64 MiB from the
+/// system allocator all the same (`shared_core::auth::password`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The HTTP api of the stack: users, items, jobs, wire-compatible with the FastAPI template.
 #[derive(Parser)]
 #[command(name = "api", version)]

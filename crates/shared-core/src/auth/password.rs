@@ -6,6 +6,8 @@
 //! Argon2id with 64 MiB of memory costs a CPU core for a noticeable time, so all
 //! work runs on tokio's blocking pool behind a semaphore: a login flood queues on
 //! the semaphore instead of stalling the async runtime or exhausting memory.
+//! That memory comes from the system allocator, not the process's global one
+//! (see [`SystemMemoryArgon2`]).
 //!
 //! ## bcrypt and passwords over 72 bytes
 //!
@@ -20,12 +22,16 @@
 //! that shares the first 72 bytes also matches, as it always did for these
 //! users; new hashes never have that weakness.)
 
+use std::alloc::System;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{self, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{
+    self, Decimal, Ident, Output, ParamsString, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Salt,
+    SaltString,
+};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 /// argon2-cffi's (and so pwdlib's) defaults, the FastAPI template's current
@@ -164,8 +170,59 @@ impl fmt::Debug for PasswordHasher {
     }
 }
 
-fn current_argon2() -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, CURRENT_PARAMS)
+fn current_argon2() -> SystemMemoryArgon2 {
+    SystemMemoryArgon2 { algorithm: Algorithm::Argon2id, version: Version::V0x13, params: CURRENT_PARAMS }
+}
+
+/// argon2, the same as the crate's own `Argon2` hasher but for where its
+/// working memory comes from: the system allocator (glibc), which gives a
+/// block this large (64 MiB at the current parameters) back to the kernel
+/// when it is freed. The api's global allocator (mimalloc, for its speed on
+/// every request) keeps freed memory for reuse, and with it, after one
+/// hash, 64 MiB more resident for good (docs/benchmarks.md, stop 26).
+struct SystemMemoryArgon2 {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+}
+
+impl password_hash::PasswordHasher for SystemMemoryArgon2 {
+    type Params = Params;
+
+    fn hash_password<'a>(&self, password: &[u8], salt: impl Into<Salt<'a>>) -> password_hash::Result<PasswordHash<'a>> {
+        let salt = salt.into();
+        let mut salt_buffer = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_buffer)?;
+        let mut memory = allocator_api2::vec::Vec::with_capacity_in(self.params.block_count(), System);
+        memory.resize(self.params.block_count(), Block::new());
+        let argon2 = Argon2::new(self.algorithm, self.version, self.params.clone());
+        let output_len = self.params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let output = Output::init_with(output_len, |out| {
+            Ok(argon2.hash_password_into_with_memory(password, salt_bytes, out, memory.as_mut_slice())?)
+        })?;
+        Ok(PasswordHash {
+            algorithm: self.algorithm.ident(),
+            version: Some(self.version.into()),
+            params: ParamsString::try_from(&self.params)?,
+            salt: Some(salt),
+            hash: Some(output),
+        })
+    }
+
+    /// What verification calls, with the algorithm, version and parameters
+    /// a stored hash records.
+    fn hash_password_customized<'a>(
+        &self,
+        password: &[u8],
+        algorithm: Option<Ident<'a>>,
+        version: Option<Decimal>,
+        params: Params,
+        salt: impl Into<Salt<'a>>,
+    ) -> password_hash::Result<PasswordHash<'a>> {
+        let algorithm = algorithm.map(Algorithm::try_from).transpose()?.unwrap_or_default();
+        let version = version.map(Version::try_from).transpose()?.unwrap_or_default();
+        Self { algorithm, version, params }.hash_password(password, salt)
+    }
 }
 
 fn hash_current(password: &[u8]) -> Result<String, PasswordError> {
@@ -427,6 +484,28 @@ mod tests {
         // stalled for a whole hash: at least a quarter of the run.
         assert!(max_gap < elapsed / 8, "ticker stalled {max_gap:?} during {elapsed:?}");
         assert!(ticks >= 8, "only {ticks} ticks in {elapsed:?}");
+    }
+
+    /// Only the memory differs from the crate's own hasher: the same hash
+    /// for every algorithm, version and parameter set.
+    #[test]
+    fn system_memory_argon2_hashes_as_the_crate_does() {
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        let mut params = vec![CURRENT_PARAMS, Params::new(19_456, 2, 1, None).unwrap()];
+        params.push(Params::new(64, 1, 2, Some(16)).unwrap());
+        for algorithm in [Algorithm::Argon2id, Algorithm::Argon2i, Algorithm::Argon2d] {
+            for version in [Version::V0x13, Version::V0x10] {
+                for params in &params {
+                    let ours = SystemMemoryArgon2 { algorithm, version, params: params.clone() };
+                    let crates = Argon2::new(algorithm, version, params.clone());
+                    assert_eq!(
+                        ours.hash_password(b"a password", &salt).unwrap().to_string(),
+                        crates.hash_password(b"a password", &salt).unwrap().to_string(),
+                        "{algorithm:?} {version:?} {params:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
