@@ -15,28 +15,8 @@ use std::time::{Duration, Instant};
 
 use shared_core::config::{DatabaseSettings, Secret};
 use shared_core::db::{Backend, Db, Pool, migrate};
-use shared_core::{with_pool, with_tx};
+use shared_core::{on_both_backends, with_pool, with_tx};
 use sqlx::{Connection, PgConnection};
-
-/// Runs `async fn $name(backend: Backend)` once per database, as
-/// `$name::sqlite` and `$name::postgres` (as the api's tests do).
-macro_rules! on_both_backends {
-    ($name:ident) => {
-        mod $name {
-            use shared_core::db::Backend;
-
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(Backend::Sqlite).await
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(Backend::Postgres).await
-            }
-        }
-    };
-}
 
 fn admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())

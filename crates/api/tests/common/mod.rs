@@ -21,24 +21,8 @@ use sqlx::Connection;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Runs `async fn $name(backend: Backend)` once per database as
-/// `$name::sqlite` and `$name::postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(shared_core::db::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(shared_core::db::Backend::Postgres).await
-            }
-        }
-    )*};
-}
 #[allow(unused_imports)]
-pub(crate) use on_both_backends;
+pub(crate) use shared_core::on_both_backends;
 
 pub const SECRET_KEY: &str = "test-secret-key-of-at-least-32-bytes!";
 pub const SUPERUSER: &str = "admin@example.com";

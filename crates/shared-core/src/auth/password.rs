@@ -493,8 +493,8 @@ mod tests {
     #[test]
     fn system_memory_argon2_hashes_as_the_crate_does() {
         let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
-        let mut params = vec![CURRENT_PARAMS, Params::new(19_456, 2, 1, None).unwrap()];
-        params.push(Params::new(64, 1, 2, Some(16)).unwrap());
+        let params =
+            [CURRENT_PARAMS, Params::new(19_456, 2, 1, None).unwrap(), Params::new(64, 1, 2, Some(16)).unwrap()];
         for algorithm in [Algorithm::Argon2id, Algorithm::Argon2i, Algorithm::Argon2d] {
             for version in [Version::V0x13, Version::V0x10] {
                 for params in &params {
