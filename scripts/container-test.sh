@@ -512,9 +512,16 @@ load_phase() {
   # A failed request is only a status in the load's report: what the api
   # replicas (still running or stopped) and Caddy logged says why.
   if ((${R_FAILED[$name]:-1} > 0)); then
+    local logs="$T/$name.logs"
+    dc logs --no-color --timestamps api caddy >"$logs" 2>&1 || true
     printf '        warnings and errors logged during %s:\n' "$name"
-    dc logs --no-color --timestamps api caddy 2>&1 | grep -E '"level":"(WARN|ERROR|warn|error)"' | tail -n 15 |
-      cut -c1-400 | sed 's/^/          /'
+    grep -E '"level":"(WARN|ERROR|warn|error)"' "$logs" | tail -n 15 | cut -c1-400 | sed 's/^/          /'
+    # The load reports each failed answer's x-request-id: the lines the
+    # replicas logged for those requests.
+    grep -o 'x-request-id [0-9a-f-]*' "$T/$name.load" | cut -d' ' -f2 | sort -u | while read -r id; do
+      printf '        logged for request %s:\n' "$id"
+      grep -F "$id" "$logs" | cut -c1-600 | sed 's/^/          /'
+    done
   fi
 }
 

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::edge::{Body, Edge, Reply};
 
-/// One request of the load: its stream's kind, its status (0: no answer,
-/// `error` says why) and how long it took.
+/// One request of the load: its stream's kind, its status (0: no answer),
+/// what a failure said (`error`) and how long it took.
 pub struct Sample {
     stream: &'static str,
     status: u16,
@@ -61,7 +61,13 @@ impl Load {
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
                 let reply = request(&edge);
-                let error = if reply.status == 0 { reply.body } else { String::new() };
+                // What a failure said, and its request id to find it in the
+                // replicas' logs.
+                let error = match reply.status {
+                    0 => reply.body,
+                    200..300 => String::new(),
+                    _ => format!("{} (x-request-id {})", reply.body, reply.header("x-request-id")),
+                };
                 let seconds = started.elapsed().as_secs_f64();
                 samples.push(Sample { stream: name, status: reply.status, seconds, error });
                 answered.fetch_add(1, Ordering::Relaxed);
