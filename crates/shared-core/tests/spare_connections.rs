@@ -6,8 +6,9 @@
 //! shutdown (sqlx's `close` waits for every connection checked out). A spare
 //! left unused past the idle threshold goes back through sqlx's test, so a
 //! connection that died meanwhile is replaced, not used. A statement that
-//! waits in sqlx's pool gets the next connection freed, and so does a direct
-//! user of the pool while statements keep coming.
+//! waits in sqlx's pool gets the next connection freed, also while a new one
+//! is slow to open, and so does a direct user of the pool while statements
+//! keep coming.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -167,53 +168,102 @@ async fn a_direct_user_of_the_pool_gets_a_connection_between_statements(backend:
 
 on_both_backends!(a_direct_user_of_the_pool_gets_a_connection_between_statements);
 
+/// A fresh Postgres database reached through a loopback relay that counts
+/// the connections made through it and holds every one after the first back
+/// for `hold_back` before passing it on, as a stalled name lookup or a slow
+/// network would. Postgres only: SQLite opens files, not connections.
+/// `TEST_POSTGRES_URL` is taken to name its user and port.
+struct Relayed {
+    db: Db,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    relaying: tokio::task::JoinHandle<()>,
+    name: String,
+    hold_back: Duration,
+}
+
+impl Relayed {
+    async fn open(pool_size: u32, hold_back: Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay = listener.local_addr().unwrap();
+        let base = admin_url();
+        let (user, after_user) = base.split_once('@').unwrap();
+        let upstream = after_user.split_once('/').unwrap().0.to_owned();
+        let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counting = opened.clone();
+        let relaying = tokio::spawn(async move {
+            loop {
+                let (mut client, _) = listener.accept().await.unwrap();
+                let first = counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if !first {
+                        tokio::time::sleep(hold_back).await;
+                    }
+                    let mut server = tokio::net::TcpStream::connect(upstream.as_str()).await.unwrap();
+                    tokio::io::copy_bidirectional(&mut client, &mut server).await.ok();
+                });
+            }
+        });
+        let name = format!("spares_{}", uuid::Uuid::new_v4().simple());
+        admin(format!("CREATE DATABASE {name}")).await;
+        let url = format!("{user}@{relay}/{name}");
+        let settings = DatabaseSettings { url: Secret::new(url), pool_size, acquire_timeout: Duration::from_secs(3) };
+        let db = Db::connect(&settings).await.unwrap();
+        Self { db, opened, relaying, name, hold_back }
+    }
+
+    /// Closes the pool and drops the database; the connections opened.
+    /// Closing waits for a connection still being opened.
+    async fn close_and_remove(self) -> usize {
+        let closing = tokio::time::timeout(PROMPTLY + self.hold_back, self.db.close());
+        closing.await.expect("closing waited for the spare");
+        self.relaying.abort();
+        admin(format!("DROP DATABASE {} WITH (FORCE)", self.name)).await;
+        self.opened.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// With more statements at once than connections, a statement that waits
 /// takes the next connection another frees. It waits in sqlx's pool too,
 /// and there, while the pool is not full, the wait opens a connection: one
 /// cancelled whenever a freed connection came first would be opened and
-/// thrown away over and over. Postgres, through a loopback relay that counts
-/// the connections made to it (SQLite opens files, not connections);
-/// `TEST_POSTGRES_URL` is taken to name its user and port.
+/// thrown away over and over.
 #[tokio::test]
 async fn postgres_more_statements_than_connections_open_no_more_connections() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let relay = listener.local_addr().unwrap();
-    let base = admin_url();
-    let (user, after_user) = base.split_once('@').unwrap();
-    let upstream = after_user.split_once('/').unwrap().0.to_owned();
-    let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counting = opened.clone();
-    let relaying = tokio::spawn(async move {
-        loop {
-            let (mut client, _) = listener.accept().await.unwrap();
-            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                let mut server = tokio::net::TcpStream::connect(upstream.as_str()).await.unwrap();
-                tokio::io::copy_bidirectional(&mut client, &mut server).await.ok();
-            });
-        }
-    });
-
-    let name = format!("spares_{}", uuid::Uuid::new_v4().simple());
-    admin(format!("CREATE DATABASE {name}")).await;
-    let url = format!("{user}@{relay}/{name}");
-    let settings = DatabaseSettings { url: Secret::new(url), pool_size: 4, acquire_timeout: Duration::from_secs(3) };
-    let db = Db::connect(&settings).await.unwrap();
+    let relayed = Relayed::open(4, Duration::ZERO).await;
     let statements = (0..16).map(|_| async {
         for _ in 0..50 {
-            select_one(&db).await.unwrap();
+            select_one(&relayed.db).await.unwrap();
         }
     });
     futures_util::future::join_all(statements).await;
-    tokio::time::timeout(PROMPTLY, db.close()).await.expect("closing waited for the spare");
-    relaying.abort();
-    admin(format!("DROP DATABASE {name} WITH (FORCE)")).await;
-    let opened = opened.load(std::sync::atomic::Ordering::SeqCst);
+    let opened = relayed.close_and_remove().await;
     // A wait longer than 250 ms on a busy machine starts a health probe,
     // whose fresh connection goes through the relay too: a few more than 4
     // are fine, the mistake opened hundreds.
     assert!((1..=8).contains(&opened), "{opened} connections opened for a pool of 4");
+}
+
+/// A statement that finds the only connection busy while the pool may open
+/// another does not wait for that opening alone: when it is slow (held back
+/// here for longer than the 3 s acquire timeout, as a name lookup stalled
+/// while containers come and go held one for 10 s), the statement takes the
+/// busy connection once it is freed.
+#[tokio::test]
+async fn postgres_a_slow_new_connection_does_not_hold_up_a_statement_that_can_take_a_freed_one() {
+    let relayed = Relayed::open(2, Duration::from_secs(4)).await;
+    let db = &relayed.db;
+    let busy = async {
+        with_pool!(db, |conn| sqlx::query_scalar::<_, String>("SELECT pg_sleep(0.15)::text").fetch_one(conn).await)
+    };
+    let waiting = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::timeout(PROMPTLY, select_one(db)).await
+    };
+    let (busy, waited) = tokio::join!(busy, waiting);
+    busy.unwrap();
+    assert_eq!(waited.expect("the statement waited for the new connection").unwrap(), 1);
+    relayed.close_and_remove().await;
 }
 
 /// Postgres only: a SQLite connection is a file handle in this process, and

@@ -73,7 +73,7 @@ pub struct Db {
 /// - one unused for [`PING_IF_IDLE_FOR`];
 /// - every spare once every [`SPARES_CYCLE`], so that the pool's lifetime
 ///   limits still apply to connections that are never idle;
-/// - every one freed while something waits in sqlx's pool or uses it
+/// - every one freed while something uses sqlx's pool directly
 ///   ([`InPool`]), so that it gets the next one.
 #[derive(Debug, Default)]
 struct Spares(std::sync::Mutex<Kept>);
@@ -89,7 +89,7 @@ struct Kept {
     /// waits in sqlx's pool (for a connection freed by a transaction, or a
     /// new one) and takes whichever comes first.
     waiters: std::collections::VecDeque<tokio::sync::oneshot::Sender<Conn>>,
-    /// Waiting in or using sqlx's pool itself ([`InPool`]).
+    /// Using sqlx's pool itself ([`InPool`]).
     in_pool: usize,
     /// When the spares last all went back to sqlx's pool.
     cycled: Option<Instant>,
@@ -98,11 +98,9 @@ struct Kept {
     closed: bool,
 }
 
-/// Something waiting in or using sqlx's pool itself, counted until it is
-/// done with it: a statement that found no spare while the pool could
-/// still open a connection, or a user of the pool ([`Db::pool`]'s guard).
-/// While any, freed connections go back to sqlx's pool, so that it gets
-/// one even if the pool is full by the time it asks.
+/// A user of sqlx's pool itself ([`Db::pool`]'s guard), counted until it
+/// is done with it. While any, freed connections go back to sqlx's pool, so
+/// that it gets one even if the pool is full by the time it asks.
 struct InPool<'a>(&'a Spares);
 
 impl Drop for InPool<'_> {
@@ -111,13 +109,13 @@ impl Drop for InPool<'_> {
     }
 }
 
-/// How a statement that found no spare waits for a connection.
-enum Wait<'a> {
-    /// In sqlx's pool, which can open one.
-    InPool(InPool<'a>),
-    /// For the next connection another statement frees, and in sqlx's
-    /// pool beside it (for one a transaction frees).
-    HandedOver(tokio::sync::oneshot::Receiver<Conn>),
+/// How a statement that found no spare waits for a connection: for the
+/// next one another statement frees, and in sqlx's pool beside it (for one
+/// a transaction frees, or a new one), whichever comes first.
+struct Wait {
+    handed: tokio::sync::oneshot::Receiver<Conn>,
+    /// sqlx's pool would open a connection for this wait.
+    opens: bool,
 }
 
 impl Spares {
@@ -125,11 +123,10 @@ impl Spares {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The newest spare, or else, when the pool cannot open another
-    /// connection, a place in the queue for the next one freed. Both under
-    /// one lock with [`Spares::put`]: a connection is never kept while a
-    /// statement waits for one.
-    fn take(&self, pool_full: bool) -> Result<Conn, Wait<'_>> {
+    /// The newest spare, or else a place in the queue for the next one
+    /// freed. Both under one lock with [`Spares::put`]: a connection is
+    /// never kept while a statement waits for one.
+    fn take(&self, pool_full: bool) -> Result<Conn, Wait> {
         let now = Instant::now();
         let mut kept = self.lock();
         let fresh = kept.conns.partition_point(|(_, since)| now.duration_since(*since) >= PING_IF_IDLE_FOR);
@@ -137,12 +134,6 @@ impl Spares {
         let stale: Vec<_> = kept.conns.drain(..fresh).collect();
         let taken = match kept.conns.pop() {
             Some((conn, _)) => Ok(conn),
-            // The pool opens one: a wait for a freed connection beside it
-            // would cancel that opening whenever it won, over and over.
-            None if !pool_full => {
-                kept.in_pool += 1;
-                Err(Wait::InPool(InPool(self)))
-            }
             None => {
                 // Those that got theirs from sqlx's pool meanwhile, or gave
                 // up: nothing else takes them out while no statement
@@ -150,7 +141,7 @@ impl Spares {
                 kept.waiters.retain(|waiter| !waiter.is_closed());
                 let (hand_over, handed) = tokio::sync::oneshot::channel();
                 kept.waiters.push_back(hand_over);
-                Err(Wait::HandedOver(handed))
+                Err(Wait { handed, opens: !pool_full })
             }
         };
         drop(kept);
@@ -469,22 +460,13 @@ impl Db {
         }
     }
 
-    async fn acquire_from_pool(&self, wait: Wait<'_>) -> Result<Conn, sqlx::Error> {
-        let from_pool = async {
-            match &self.pool {
-                Pool::Postgres(pool) => pool.acquire().await.map(Conn::Postgres),
-                Pool::Sqlite { pool, .. } => pool.acquire().await.map(Conn::Sqlite),
-            }
+    async fn acquire_from_pool(&self, Wait { handed, opens }: Wait) -> Result<Conn, sqlx::Error> {
+        let from_pool = if opens {
+            futures_util::future::Either::Left(self.open_for_the_next_waiter())
+        } else {
+            futures_util::future::Either::Right(self.pool_acquire())
         };
         let acquired = self.health.guard(self, async {
-            let handed = match wait {
-                Wait::InPool(in_pool) => {
-                    let acquired = from_pool.await;
-                    drop(in_pool);
-                    return acquired;
-                }
-                Wait::HandedOver(handed) => handed,
-            };
             tokio::select! {
                 // A closed queue (`Db::close`) leaves the wait in the pool.
                 Ok(conn) = handed => Ok(conn),
@@ -494,6 +476,32 @@ impl Db {
         let acquired = acquired.await;
         self.observe(&acquired);
         acquired
+    }
+
+    async fn pool_acquire(&self) -> Result<Conn, sqlx::Error> {
+        match &self.pool {
+            Pool::Postgres(pool) => pool.acquire().await.map(Conn::Postgres),
+            Pool::Sqlite { pool, .. } => pool.acquire().await.map(Conn::Sqlite),
+        }
+    }
+
+    /// sqlx's acquire when it would open a connection, in a task of its own.
+    /// Opening one can take seconds (a name lookup that stalls while
+    /// containers come and go: 10 s seen under podman), and sqlx's acquire
+    /// waits for that connection alone, failing at its timeout while other
+    /// statements free theirs. So the statement takes whichever comes first,
+    /// and a connection opened after it was served is not thrown away half
+    /// open (that would happen again at every wait) but goes to the next
+    /// waiter, or is kept as a spare.
+    fn open_for_the_next_waiter(&self) -> impl std::future::Future<Output = Result<Conn, sqlx::Error>> + use<> {
+        let (opened, receiver) = tokio::sync::oneshot::channel();
+        let db = self.clone();
+        tokio::spawn(async move {
+            if let Err(Ok(conn)) = opened.send(db.pool_acquire().await) {
+                db.spares.put(conn);
+            }
+        });
+        async move { receiver.await.unwrap_or(Err(sqlx::Error::WorkerCrashed)) }
     }
 
     /// Notes what a statement's outcome says about reachability.
