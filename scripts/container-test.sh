@@ -93,12 +93,20 @@ declare -A R_PASS=() R_FAIL=() R_SPREAD=()
 CURRENT_RUN=""
 FAILURES=()
 LOAD_PIDS=()
+# The compose project under test (`dc`), once a stack is laid out.
+DC_ARGS=()
 pass() { R_PASS[$CURRENT_RUN]=$((${R_PASS[$CURRENT_RUN]:-0} + 1)); printf '  ok    %s\n' "$*"; }
 fail() {
   R_FAIL[$CURRENT_RUN]=$((${R_FAIL[$CURRENT_RUN]:-0} + 1))
   FAILURES+=("$CURRENT_RUN: $1")
   printf '  FAIL  %s\n' "$1"
   if [[ -n "${2:-}" ]]; then printf '%s\n' "$2" | head -n 20 | sed 's/^/        /'; fi
+  # While the stack runs, what its api and worker warned of lately says why.
+  if ((${#DC_ARGS[@]})); then
+    printf '        warnings and errors of api and worker in the last minute:\n'
+    dc logs --no-color --timestamps --since 60s api worker 2>&1 | grep -E '"level":"(WARN|ERROR)"' | tail -n 10 |
+      cut -c1-400 | sed 's/^/          /' || true
+  fi
 }
 # expect DESC ACTUAL EXPECTED [DETAIL]
 expect() {
@@ -431,7 +439,6 @@ docker image inspect "$IMAGE_PREFIX/api:broken" >/dev/null 2>&1 || die "the brok
 # the production stack
 
 declare -A UP_SECONDS=() UP_AGAIN_SECONDS=()
-DC_ARGS=()
 dc() { wd "${DC_TIMEOUT:-600}" docker compose "${DC_ARGS[@]}" "$@"; }
 
 # wait_healthy SECONDS SERVICE=COUNT...: until every container of those
