@@ -289,3 +289,35 @@ async fn postgres_a_spare_idle_past_the_threshold_is_tested_and_replaced_when_de
 
     one.close_and_remove().await;
 }
+
+/// Nor does a slow new connection make the database look down. A statement
+/// that waits 250 ms starts the health probe; with every connection busy,
+/// the probe cannot ping a kept one, and its fresh connection, held back
+/// here past the probe's 1 s timeout, would have the database declared
+/// down and the next statements fail at once. The probe takes the next
+/// connection freed instead, and the statements all run.
+#[tokio::test]
+async fn postgres_a_slow_new_connection_does_not_make_the_database_look_down() {
+    let relayed = Relayed::open(2, Duration::from_secs(4)).await;
+    let db = &relayed.db;
+    let busy = async {
+        with_pool!(db, |conn| sqlx::query_scalar::<_, String>("SELECT pg_sleep(0.6)::text").fetch_one(conn).await)
+    };
+    let statements = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Past the moment the probe's fresh connection times out (1.3 s).
+        let until = Instant::now() + Duration::from_millis(1_800);
+        let mut failed = Vec::new();
+        while Instant::now() < until {
+            if let Err(err) = select_one(db).await {
+                failed.push(err.to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        failed
+    };
+    let (busy, failed) = tokio::join!(busy, statements);
+    busy.unwrap();
+    assert!(failed.is_empty(), "{} statements failed: {:?}", failed.len(), failed.first());
+    relayed.close_and_remove().await;
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 use tokio::sync::watch;
 
-use super::{Db, Pool};
+use super::{Conn, Db, Pool};
 
 /// An acquire slower than this makes the database suspect.
 const SUSPECT_AFTER: Duration = Duration::from_millis(250);
@@ -101,27 +101,52 @@ impl Health {
 }
 
 /// Whether the database answers: first on a connection kept between
-/// statements or idle in the pool, then, when there is none or it fails, on
-/// a fresh one. A pooled connection that answers settles it, so the
-/// database is not declared down while it serves the pool just because new
-/// connections fail for a moment (a name lookup while containers come and
-/// go, `max_connections` reached); a dead server or network breaks the
-/// pooled connection too.
+/// statements, or else on the next one a statement frees or a fresh one,
+/// whichever answers first; when a kept one fails, on a fresh one. A
+/// pooled connection that answers settles it, so the database is not
+/// declared down while it serves the pool just because new connections
+/// fail or are slow for a moment (a name lookup that stalls while containers
+/// come and go, `max_connections` reached); a dead server or network breaks
+/// the pooled connections too.
 async fn probe(db: &Db) -> Result<(), sqlx::Error> {
     let attempt = async {
-        if let Some(mut spare) = db.spares.take_any() {
-            if spare.ping().await.is_ok() {
-                db.release(spare, true);
-                return Ok(());
+        let freed = match db.spares.take_any() {
+            Ok(spare) => {
+                if answers(db, spare).await.is_ok() {
+                    return Ok(());
+                }
+                None
             }
-            spare.close_on_drop();
-        }
-        match &db.pool {
-            Pool::Postgres(pool) => probe_pool::<PgConnection>(pool).await,
-            Pool::Sqlite { pool, .. } => probe_pool::<SqliteConnection>(pool).await,
+            Err(freed) => Some(freed),
+        };
+        let fresh = async {
+            match &db.pool {
+                Pool::Postgres(pool) => probe_pool::<PgConnection>(pool).await,
+                Pool::Sqlite { pool, .. } => probe_pool::<SqliteConnection>(pool).await,
+            }
+        };
+        match freed {
+            Some(freed) => tokio::select! {
+                // A closed queue (`Db::close`) leaves the fresh one.
+                Ok(conn) = freed => answers(db, conn).await,
+                fresh = fresh => fresh,
+            },
+            None => fresh.await,
         }
     };
     tokio::time::timeout(PROBE_TIMEOUT, attempt).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
+}
+
+/// Pings a connection taken from the spares: kept again when it answers,
+/// closed when not.
+async fn answers(db: &Db, mut conn: Conn) -> Result<(), sqlx::Error> {
+    let pinged = conn.ping().await;
+    if pinged.is_ok() {
+        db.release(conn, true);
+    } else {
+        conn.close_on_drop();
+    }
+    pinged
 }
 
 async fn probe_pool<C: Connection>(pool: &sqlx::Pool<C::Database>) -> Result<(), sqlx::Error>

@@ -98,6 +98,18 @@ struct Kept {
     closed: bool,
 }
 
+impl Kept {
+    /// A place at the end of the queue for the next connection freed.
+    fn queue(&mut self) -> tokio::sync::oneshot::Receiver<Conn> {
+        // Those that got theirs from sqlx's pool meanwhile, or gave up:
+        // nothing else takes them out while no statement succeeds.
+        self.waiters.retain(|waiter| !waiter.is_closed());
+        let (hand_over, handed) = tokio::sync::oneshot::channel();
+        self.waiters.push_back(hand_over);
+        handed
+    }
+}
+
 /// A user of sqlx's pool itself ([`Db::pool`]'s guard), counted until it
 /// is done with it. While any, freed connections go back to sqlx's pool, so
 /// that it gets one even if the pool is full by the time it asks.
@@ -134,25 +146,21 @@ impl Spares {
         let stale: Vec<_> = kept.conns.drain(..fresh).collect();
         let taken = match kept.conns.pop() {
             Some((conn, _)) => Ok(conn),
-            None => {
-                // Those that got theirs from sqlx's pool meanwhile, or gave
-                // up: nothing else takes them out while no statement
-                // succeeds.
-                kept.waiters.retain(|waiter| !waiter.is_closed());
-                let (hand_over, handed) = tokio::sync::oneshot::channel();
-                kept.waiters.push_back(hand_over);
-                Err(Wait { handed, opens: !pool_full })
-            }
+            None => Err(Wait { handed: kept.queue(), opens: !pool_full }),
         };
         drop(kept);
         drop(stale);
         taken
     }
 
-    /// The newest spare however long it has been idle, for the health
-    /// probe.
-    fn take_any(&self) -> Option<Conn> {
-        self.lock().conns.pop().map(|(conn, _)| conn)
+    /// The newest spare however long it has been idle, or else a place in
+    /// the queue for the next one freed, for the health probe.
+    fn take_any(&self) -> Result<Conn, tokio::sync::oneshot::Receiver<Conn>> {
+        let mut kept = self.lock();
+        match kept.conns.pop() {
+            Some((conn, _)) => Ok(conn),
+            None => Err(kept.queue()),
+        }
     }
 
     fn put(&self, mut conn: Conn) {
