@@ -2,8 +2,9 @@
 //! connections until the pool's acquire timeout, so every request would hang
 //! for seconds and then fail. Instead, an acquire that takes longer than a
 //! moment, or a statement that fails on the connection, starts a probe (a
-//! ping on an idle connection of the pool, else on a fresh connection, with
-//! a short timeout). If the probe fails, the database is marked down:
+//! ping on a connection kept between statements, else on the next one freed
+//! or a fresh one, with a short timeout). If the probe fails, the database
+//! is marked down:
 //! waiting acquires are released and new ones fail at once, until a probe,
 //! repeated every half second, succeeds again. Callers see `PoolTimedOut`
 //! (the api answers 503).
@@ -102,7 +103,8 @@ impl Health {
 
 /// Whether the database answers: first on a connection kept between
 /// statements, or else on the next one a statement frees or a fresh one,
-/// whichever answers first; when a kept one fails, on a fresh one. A
+/// whichever comes first (a fresh one that fails at once decides it too);
+/// when a kept one fails, on a fresh one. A
 /// pooled connection that answers settles it, so the database is not
 /// declared down while it serves the pool just because new connections
 /// fail or are slow for a moment (a name lookup that stalls while containers

@@ -85,9 +85,10 @@ const SPARES_CYCLE: Duration = Duration::from_secs(60);
 struct Kept {
     /// Oldest first.
     conns: Vec<(Conn, Instant)>,
-    /// Statements that found no spare, first come first served. Each also
-    /// waits in sqlx's pool (for a connection freed by a transaction, or a
-    /// new one) and takes whichever comes first.
+    /// Statements that found no spare, and the health probe, first come
+    /// first served. Each statement also waits in sqlx's pool (for a
+    /// connection freed by a transaction, or a new one) and takes whichever
+    /// comes first.
     waiters: std::collections::VecDeque<tokio::sync::oneshot::Sender<Conn>>,
     /// Using sqlx's pool itself ([`InPool`]).
     in_pool: usize,
@@ -126,7 +127,8 @@ impl Drop for InPool<'_> {
 /// a transaction frees, or a new one), whichever comes first.
 struct Wait {
     handed: tokio::sync::oneshot::Receiver<Conn>,
-    /// sqlx's pool would open a connection for this wait.
+    /// sqlx's pool would open a connection for this wait (or take one
+    /// idle in it).
     opens: bool,
 }
 
@@ -497,10 +499,11 @@ impl Db {
     /// Opening one can take seconds (a name lookup that stalls while
     /// containers come and go: 10 s seen under podman), and sqlx's acquire
     /// waits for that connection alone, failing at its timeout while other
-    /// statements free theirs. So the statement takes whichever comes first,
-    /// and a connection opened after it was served is not thrown away half
-    /// open (that would happen again at every wait) but goes to the next
-    /// waiter, or is kept as a spare.
+    /// statements free theirs. So the statement takes whichever comes first
+    /// (an opening that fails at once included), and a connection opened
+    /// after it was served is not thrown away half open (that would happen
+    /// again at every wait) but given back like any other
+    /// ([`Spares::put`]).
     fn open_for_the_next_waiter(&self) -> impl std::future::Future<Output = Result<Conn, sqlx::Error>> + use<> {
         let (opened, receiver) = tokio::sync::oneshot::channel();
         let db = self.clone();
