@@ -68,6 +68,11 @@ async fn select_one(db: &Db) -> Result<i32, sqlx::Error> {
     with_pool!(db, |conn| sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(conn).await)
 }
 
+/// Keeps a connection busy for `seconds` (Postgres).
+async fn pg_sleep(db: &Db, seconds: f64) -> Result<(), sqlx::Error> {
+    with_pool!(db, |conn| sqlx::query("SELECT pg_sleep($1)").bind(seconds).execute(conn).await.map(drop))
+}
+
 /// Everything below must finish well within the pool's 3 s acquire timeout:
 /// a wait for the spare connection would fail with `PoolTimedOut` or hang.
 const PROMPTLY: Duration = Duration::from_secs(2);
@@ -105,12 +110,12 @@ async fn a_statement_waiting_for_the_busy_connection_gets_it_next(backend: Backe
     let db = &one.db;
     let busy = async {
         let done = if backend == Backend::Postgres {
-            with_pool!(db, |conn| sqlx::query_scalar::<_, String>("SELECT pg_sleep(0.5)::text").fetch_one(conn).await)
+            pg_sleep(db, 0.5).await
         } else {
             // SQLite has no sleep: a count it takes a moment to make.
             let count = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) \
-                         SELECT CAST(count(*) AS TEXT) FROM n";
-            with_pool!(db, |conn| sqlx::query_scalar::<_, String>(count).fetch_one(conn).await)
+                         SELECT count(*) FROM n";
+            with_pool!(db, |conn| sqlx::query(count).execute(conn).await.map(drop))
         };
         (done, Instant::now())
     };
@@ -253,9 +258,7 @@ async fn postgres_more_statements_than_connections_open_no_more_connections() {
 async fn postgres_a_slow_new_connection_does_not_hold_up_a_statement_that_can_take_a_freed_one() {
     let relayed = Relayed::open(2, Duration::from_secs(4)).await;
     let db = &relayed.db;
-    let busy = async {
-        with_pool!(db, |conn| sqlx::query_scalar::<_, String>("SELECT pg_sleep(0.15)::text").fetch_one(conn).await)
-    };
+    let busy = pg_sleep(db, 0.15);
     let waiting = async {
         tokio::time::sleep(Duration::from_millis(50)).await;
         tokio::time::timeout(PROMPTLY, select_one(db)).await
@@ -300,9 +303,7 @@ async fn postgres_a_spare_idle_past_the_threshold_is_tested_and_replaced_when_de
 async fn postgres_a_slow_new_connection_does_not_make_the_database_look_down() {
     let relayed = Relayed::open(2, Duration::from_secs(4)).await;
     let db = &relayed.db;
-    let busy = async {
-        with_pool!(db, |conn| sqlx::query_scalar::<_, String>("SELECT pg_sleep(0.6)::text").fetch_one(conn).await)
-    };
+    let busy = pg_sleep(db, 0.6);
     let statements = async {
         tokio::time::sleep(Duration::from_millis(50)).await;
         // Past the moment the probe's fresh connection times out (1.3 s).

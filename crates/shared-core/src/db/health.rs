@@ -104,12 +104,11 @@ impl Health {
 /// Whether the database answers: first on a connection kept between
 /// statements, or else on the next one a statement frees or a fresh one,
 /// whichever comes first (a fresh one that fails at once decides it too);
-/// when a kept one fails, on a fresh one. A
-/// pooled connection that answers settles it, so the database is not
-/// declared down while it serves the pool just because new connections
-/// fail or are slow for a moment (a name lookup that stalls while containers
-/// come and go, `max_connections` reached); a dead server or network breaks
-/// the pooled connections too.
+/// when a kept one fails, on a fresh one. A pooled connection that answers
+/// settles it, so the database is not declared down while it serves the
+/// pool just because new connections fail or are slow for a moment (a name
+/// lookup that stalls while containers come and go, `max_connections`
+/// reached); a dead server or network breaks the pooled connections too.
 async fn probe(db: &Db) -> Result<(), sqlx::Error> {
     let attempt = async {
         let freed = match db.spares.take_any() {
